@@ -1,0 +1,108 @@
+"""``python -m seqlight`` / ``seqlight``: LightningCLI over every seqlight model and DataModule.
+
+Usage::
+
+    python -m seqlight fit --config configs/jena_gru.yaml
+    python -m seqlight validate --config configs/jena_naive.yaml
+    python -m seqlight fit --config configs/jena_gru.yaml --print_config
+    python -m seqlight test --config configs/jena_gru.yaml --ckpt_path runs/jena_gru/version_0/checkpoints/last.ckpt
+
+Models and DataModules are chosen by ``class_path`` in the config (subclass mode), so any
+LightningModule/LightningDataModule importable by name works, seqlight's or your own.
+
+Sizes that only the data knows (number of input features, the standardization scale of the target,
+vocabulary size, sequence length, embedding dimension) are linked from the instantiated DataModule into
+the model's constructor. A link whose source property the DataModule lacks, or whose target argument the
+model lacks, is skipped, so one CLI serves the forecasters and the classifiers. Because the values arrive
+as constructor arguments, they are kept in the checkpoint's hparams and ``load_from_checkpoint`` works
+outside the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningCLI
+
+# (DataModule property, model constructor argument)
+DATA_TO_MODEL_LINKS = [
+    ("num_features", "num_features"),
+    ("target_index", "target_index"),
+    ("target_std", "target_std"),
+    ("num_words", "num_words"),
+    ("maxlen", "maxlen"),
+    ("embedding_dim", "embedding_dim"),
+]
+
+
+def configure_threads(num_threads: int | None) -> int:
+    """Set torch's intra-op threads on purpose (see README, "Threads").
+
+    ``None`` keeps one thread per physical core that this process may use; the data pipeline runs in the
+    main process (a batch is one vectorised gather), so no DataLoader worker competes for the cores.
+    """
+    if num_threads is None:
+        env = os.environ.get("SEQLIGHT_NUM_THREADS")
+        if env:
+            num_threads = int(env)
+        else:
+            try:
+                num_threads = len(os.sched_getaffinity(0))
+            except AttributeError:  # pragma: no cover - macOS/Windows
+                num_threads = os.cpu_count() or 1
+    if num_threads < 1:
+        raise ValueError(f"--num_threads must be >= 1, got {num_threads}")
+    torch.set_num_threads(num_threads)
+    return num_threads
+
+
+class SeqlightCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            "--num_threads",
+            type=int | None,
+            default=None,
+            help="torch intra-op threads (default: the cores this process may use, or $SEQLIGHT_NUM_THREADS).",
+        )
+        for source, target in DATA_TO_MODEL_LINKS:
+            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        configure_threads(cfg.get("num_threads"))
+
+    def after_fit(self) -> None:
+        self._report()
+
+    def after_validate(self) -> None:
+        self._report()
+
+    def after_test(self) -> None:
+        self._report()
+
+    def _report(self) -> None:
+        report = getattr(self.model, "fit_report", None)
+        if report is None or not self.trainer.is_global_zero:
+            return
+        text = report(self.trainer, self.subcommand)
+        if text:
+            print(text, flush=True)
+
+
+def main(args: list[str] | None = None) -> SeqlightCLI:
+    """Entry point of ``python -m seqlight`` and the ``seqlight`` command."""
+    return SeqlightCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={
+            "description": "seqlight: the chapter-6 experiments of Deep Learning with Python on Lightning. "
+            "Pick an experiment with --config configs/<name>.yaml; see README.md for the list.",
+        },
+        args=args if args is not None else sys.argv[1:],
+    )
