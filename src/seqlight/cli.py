@@ -10,7 +10,7 @@ Usage::
 Models and DataModules are chosen by ``class_path`` in the config (subclass mode), so any
 LightningModule/LightningDataModule importable by name works, seqlight's or your own.
 
-Sizes that only the data knows (number of input features, the standardization scale of the target,
+Sizes that only the data knows (number of input features, window length, the standardization scale of the target,
 vocabulary size, sequence length, embedding dimension) are linked from the instantiated DataModule into
 the model's constructor. A link whose source property the DataModule lacks, or whose target argument the
 model lacks, is skipped, so one CLI serves the forecasters and the classifiers. Because the values arrive
@@ -30,6 +30,7 @@ from lightning.pytorch.cli import LightningCLI
 # (DataModule property, model constructor argument)
 DATA_TO_MODEL_LINKS = [
     ("num_features", "num_features"),
+    ("timesteps", "timesteps"),
     ("target_index", "target_index"),
     ("target_std", "target_std"),
     ("num_words", "num_words"),

@@ -1,0 +1,201 @@
+"""Jena temperature forecasters (book section 6.3): the shared base, the naive baseline and the dense net.
+
+Every forecaster maps a batch of windows ``x`` of shape ``(batch, timesteps, num_features)`` (standardized,
+as :class:`seqlight.data.JenaDataModule` yields them) to the standardized temperature ``delay`` steps after
+the window, shape ``(batch,)``. The base class supplies what the book's ``model.compile(optimizer=RMSprop(),
+loss='mae')`` does, plus metrics in degrees Celsius:
+
+- loss: mean absolute error in standardized units (the book's figure);
+- metrics ``{train,val,test}/mae`` (standardized) and ``{train,val,test}/mae_degC`` (times the target's
+  standard deviation, ``target_std``, linked from the DataModule);
+- optimizer: RMSprop with Keras's defaults (lr 1e-3, rho 0.9, eps 1e-7).
+
+The recurrent and convolutional forecasters live in :mod:`seqlight.models.recurrent_forecasters`.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError
+
+from seqlight.models.common import keras_rmsprop
+from seqlight.nn.init import keras_init_
+
+__all__ = ["Forecaster", "NaiveForecaster", "DenseForecaster"]
+
+
+class Forecaster(LightningModule):
+    """Base class: MAE loss, Keras RMSprop, MAE metrics in standardized units and degrees Celsius.
+
+    Args:
+        num_features: input features per timestep (linked from the DataModule by the CLI; 14 for Jena).
+        target_std: standard deviation of the target column over the training rows, to report MAE in its
+            own unit (degrees Celsius for ``T (degC)``). Linked from the DataModule by the CLI.
+        lr: RMSprop learning rate (Keras default 1e-3).
+
+    Subclasses call ``super().__init__(num_features=..., target_std=..., lr=...)`` then
+    ``self.save_hyperparameters()`` (so every constructor argument, the linked ones included, lands in the
+    checkpoint and ``load_from_checkpoint`` works outside the CLI), build their layers, and implement
+    ``forward(x) -> (batch,)``.
+    """
+
+    def __init__(self, num_features: int | None = None, target_std: float = 1.0, lr: float = 1e-3) -> None:
+        super().__init__()
+        if num_features is not None and num_features < 1:
+            raise ValueError(f"num_features must be >= 1, got {num_features}")
+        if not target_std > 0:
+            raise ValueError(f"target_std must be > 0, got {target_std}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.num_features = num_features
+        self.target_std = float(target_std)
+        self.lr = lr
+        self.maes = nn.ModuleDict({s: MeanAbsoluteError() for s in ("train", "val", "test")})
+
+    def _require_num_features(self) -> int:
+        if self.num_features is None:
+            raise ValueError(
+                f"{type(self).__name__} needs num_features (the number of input columns). The CLI links it from "
+                "the DataModule; in Python pass num_features=datamodule.num_features."
+            )
+        return self.num_features
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _step(self, batch: tuple[Tensor, Tensor], split: str) -> Tensor:
+        x, y = batch
+        pred = self(x)
+        loss = torch.nn.functional.l1_loss(pred.float(), y.float())
+        metric = self.maes[split]
+        metric(pred.detach().float(), y.float())
+        on_step = split == "train"
+        self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=split != "test", sync_dist=True)
+        self.log(f"{split}/mae", metric, on_step=False, on_epoch=True)
+        self.log(f"{split}/mae_degC", loss.detach() * self.target_std, on_step=on_step, on_epoch=True, sync_dist=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0) -> Tensor:
+        """The standardized prediction, as the book's ``model.predict`` returns it (multiply by
+        ``target_std`` and add the DataModule's ``target_mean`` for degrees Celsius)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            return None
+        return keras_rmsprop(params, lr=self.lr)
+
+    # -- report ----------------------------------------------------------------------------------------
+    def fit_report(self, trainer, subcommand: str | None = None) -> str | None:
+        """A short table printed by the CLI after fit/validate/test: our MAE next to the naive baseline."""
+        dm = getattr(trainer, "datamodule", None)
+        rows = []
+        metrics = trainer.callback_metrics
+        ckpt = getattr(trainer, "checkpoint_callback", None)
+        if subcommand == "fit" and ckpt is not None and ckpt.best_model_score is not None and "val/mae" in str(
+            ckpt.monitor
+        ):
+            rows.append(("best validation MAE", float(ckpt.best_model_score)))
+        for split in ("val", "test"):
+            key = f"{split}/mae"
+            if key in metrics:
+                label = {"val": "validation", "test": "test"}[split]
+                rows.append((f"last {label} MAE" if subcommand == "fit" else f"{label} MAE", float(metrics[key])))
+        if not rows:
+            return None
+        naive = {}
+        if dm is not None and hasattr(dm, "naive_mae"):
+            for split in ("val", "test") if subcommand == "test" else ("val",):
+                try:
+                    naive[split] = dm.naive_mae(split)
+                except Exception:  # noqa: BLE001 - a report must never break a finished run
+                    pass
+        lines = [f"\n{type(self).__name__} ({subcommand})", f"{'':32s} {'std units':>10s} {'deg C':>8s}"]
+        for label, value in rows:
+            lines.append(f"{label:32s} {value:10.4f} {value * self.target_std:8.3f}")
+        for split, value in naive.items():
+            label = "naive baseline, " + ("validation" if split == "val" else "test")
+            lines.append(f"{label:32s} {value:10.4f} {value * self.target_std:8.3f}")
+        if "val" in naive and rows:
+            best = rows[0][1]
+            verdict = "beats" if best < naive["val"] else "does not beat"
+            lines.append(f"-> {rows[0][0]} {verdict} the naive baseline ({best:.4f} vs {naive['val']:.4f})")
+        source = getattr(dm, "source_description", None)
+        if source:
+            lines.append(f"data: {source}")
+        return "\n".join(lines)
+
+
+class NaiveForecaster(Forecaster):
+    """The book's common-sense baseline (6.3.3): tomorrow's temperature is the last one seen.
+
+    ``pred = x[:, -1, target_index]``: the temperature at the last input timestep (row - step), already
+    standardized. It has no parameters; run it with ``validate``/``test``
+    (``python -m seqlight validate --config configs/jena_naive.yaml``). With ``reverse=True`` data the
+    last observed step is ``x[:, 0]``: pass ``reversed_input=True``.
+    """
+
+    def __init__(
+        self,
+        num_features: int | None = None,
+        target_index: int = 1,
+        target_std: float = 1.0,
+        reversed_input: bool = False,
+        lr: float = 1e-3,
+    ) -> None:
+        super().__init__(num_features=num_features, target_std=target_std, lr=lr)
+        if target_index < 0 or (num_features is not None and target_index >= num_features):
+            raise ValueError(f"target_index {target_index} is outside 0..{num_features}")
+        self.save_hyperparameters()
+        self.target_index = target_index
+        self.reversed_input = reversed_input
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, 0 if self.reversed_input else -1, self.target_index]
+
+    def training_step(self, batch, batch_idx):
+        raise RuntimeError(
+            "NaiveForecaster has nothing to train: use `python -m seqlight validate --config configs/jena_naive.yaml`"
+        )
+
+
+class DenseForecaster(Forecaster):
+    """Book 6.3.5: ``Flatten -> Dense(units, relu) -> Dense(1)`` over the whole window.
+
+    Args:
+        num_features: input features (linked from the data).
+        timesteps: window length ``lookback // step`` (linked from the data as ``timesteps``; 240 in the book).
+        units: hidden units (book: 32).
+    """
+
+    def __init__(
+        self,
+        num_features: int | None = None,
+        timesteps: int | None = None,
+        units: int = 32,
+        target_std: float = 1.0,
+        lr: float = 1e-3,
+    ) -> None:
+        super().__init__(num_features=num_features, target_std=target_std, lr=lr)
+        self.save_hyperparameters()
+        if timesteps is None or timesteps < 1:
+            raise ValueError(f"DenseForecaster needs timesteps >= 1 (lookback // step), got {timesteps}")
+        if units < 1:
+            raise ValueError(f"units must be >= 1, got {units}")
+        nf = self._require_num_features()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(timesteps * nf, units), nn.ReLU(), nn.Linear(units, 1))
+        keras_init_(self.net)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(-1)
