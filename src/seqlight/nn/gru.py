@@ -1,0 +1,94 @@
+"""``seqlight.nn.GRU``: a gated recurrent unit with Keras's options and PyTorch's signature."""
+
+from __future__ import annotations
+
+from seqlight.nn.recurrent import KerasRecurrent
+
+__all__ = ["GRU"]
+
+
+class GRU(KerasRecurrent):
+    """Gated recurrent unit, a drop-in for ``torch.nn.GRU(batch_first=True)`` with Keras's semantics.
+
+    Equations (storage gate order r, z, n, as ``torch.nn.GRU``; Keras orders its weights z, r, h)::
+
+        r = recurrent_activation(x W_r + b_r + h U_r [+ c_r])
+        z = recurrent_activation(x W_z + b_z + h U_z [+ c_z])
+        reset_after=True  (tf.keras / Keras 3 / torch):  n = activation(x W_n + b_n + r * (h U_n + c_n))
+        reset_after=False (Keras 2.0.8, the book):       n = activation(x W_n + b_n + (r * h) U_n)
+        h' = z * h + (1 - z) * n
+
+    The book ran Keras 2.0.8: ``GRU(32, recurrent_activation='hard_sigmoid', reset_after=False)`` here.
+    The defaults are the modern Keras 3 ones, which are exactly ``torch.nn.GRU`` and run its fused kernel.
+
+    Args:
+        input_size: features per timestep.
+        hidden_size: units (Keras ``units``).
+        num_layers: stacked layers; each has its own input dropout, as a stack of Keras layers.
+        batch_first: ``True`` (default, as everywhere in seqlight): ``(batch, time, features)``.
+        activation: candidate activation: ``tanh`` (default), ``relu``, ``sigmoid``, ``hard_sigmoid``,
+            ``linear``, ``elu``, ``softsign``.
+        recurrent_activation: gate activation, ``sigmoid`` (default) or ``hard_sigmoid``
+            (Keras 2: ``clip(0.2 x + 0.5, 0, 1)``).
+        dropout: Keras ``dropout``: rate of a mask on the inputs, one per sequence, reused at every step.
+        recurrent_dropout: Keras ``recurrent_dropout``: rate of masks on the state fed to the recurrent
+            matmul, one per sequence and gate, reused at every step. Inactive in eval mode.
+        recurrent_dropout_mode: ``'per_sample'`` (default: Keras exactly, each sample its own masks; runs
+            the custom loop) or ``'batch'`` (one mask per gate shared by the batch, folded into the
+            recurrent weights: keeps the fused kernel; a coarser noise than Keras's).
+        go_backwards: process the sequence from the end; ``output`` is then in reversed time order.
+        initializer: ``'keras'`` (glorot_uniform / orthogonal / zeros) or ``'torch'`` (U(±1/sqrt(H))).
+        reset_after: see the equations. ``False`` has one bias (``bias_ih_l{k}``), ``True`` two.
+        use_fused: ``None`` (default) uses the fused kernel whenever the semantics allow; ``False``
+            always runs the custom loop; ``True`` raises ValueError if the settings need the loop.
+
+    Call: ``output, h_n = gru(x, h0=None)``; ``output (B, T, H)`` is every step of the last layer (Keras
+    ``return_sequences=True``); ``h_n (num_layers, B, H)`` the final states (``h_n[-1]`` is Keras's default
+    output). Unlike ``torch.nn.GRU``, ``dropout`` is Keras's input dropout, not dropout between layers.
+
+    Example:
+        >>> import torch
+        >>> from seqlight.nn import GRU
+        >>> gru = GRU(14, 32, dropout=0.2, recurrent_dropout=0.2)
+        >>> output, h_n = gru(torch.randn(4, 240, 14))
+        >>> output.shape, h_n.shape
+        (torch.Size([4, 240, 32]), torch.Size([1, 4, 32]))
+        >>> book = GRU(14, 32, recurrent_activation="hard_sigmoid", reset_after=False)  # Keras 2.0.8
+        >>> sum(p.numel() for p in book.parameters())  # as the book's model.summary()
+        4512
+    """
+
+    kind = "gru"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        batch_first: bool = True,
+        activation: str = "tanh",
+        recurrent_activation: str = "sigmoid",
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        recurrent_dropout_mode: str = "per_sample",
+        go_backwards: bool = False,
+        initializer: str = "keras",
+        reset_after: bool = True,
+        use_fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            batch_first=batch_first,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            recurrent_dropout_mode=recurrent_dropout_mode,
+            go_backwards=go_backwards,
+            initializer=initializer,
+            reset_after=reset_after,
+            use_fused=use_fused,
+        )

@@ -1,0 +1,77 @@
+"""``seqlight.nn.LSTM``: long short-term memory with Keras's options and PyTorch's signature."""
+
+from __future__ import annotations
+
+from seqlight.nn.recurrent import KerasRecurrent
+
+__all__ = ["LSTM"]
+
+
+class LSTM(KerasRecurrent):
+    """LSTM, a drop-in for ``torch.nn.LSTM(batch_first=True)`` with Keras's semantics.
+
+    Equations (gate order i, f, g, o in Keras and torch alike)::
+
+        i, f, o = recurrent_activation(x W_{i,f,o} + b_{i,f,o} + h U_{i,f,o})
+        g = activation(x W_g + b_g + h U_g)
+        c' = f * c + i * g;   h' = o * activation(c')
+
+    One bias per layer (``bias_ih_l{k}``), as Keras; ``torch.nn.LSTM`` has two (their sum is this one).
+    The book ran Keras 2.0.8: ``recurrent_activation='hard_sigmoid'``; the default here is Keras 3's
+    ``sigmoid``, which runs PyTorch's fused kernel.
+
+    Args:
+        input_size, hidden_size, num_layers, batch_first, activation, recurrent_activation, dropout,
+        recurrent_dropout, recurrent_dropout_mode, go_backwards, initializer, use_fused: as
+            :class:`seqlight.nn.GRU`.
+        unit_forget_bias: Keras's default ``True``: the forget-gate bias starts at 1 (with
+            ``initializer='keras'``).
+
+    Call: ``output, (h_n, c_n) = lstm(x, (h0, c0))`` (the state argument is optional);
+    ``output (B, T, H)``, ``h_n`` and ``c_n`` ``(num_layers, B, H)``.
+
+    Example:
+        >>> import torch
+        >>> from seqlight.nn import LSTM
+        >>> lstm = LSTM(32, 32)
+        >>> output, (h_n, c_n) = lstm(torch.randn(2, 500, 32))
+        >>> output.shape, h_n.shape, c_n.shape
+        (torch.Size([2, 500, 32]), torch.Size([1, 2, 32]), torch.Size([1, 2, 32]))
+        >>> sum(p.numel() for p in lstm.parameters())  # Keras LSTM(32) on 32 inputs: 8,320
+        8320
+    """
+
+    kind = "lstm"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        batch_first: bool = True,
+        activation: str = "tanh",
+        recurrent_activation: str = "sigmoid",
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        recurrent_dropout_mode: str = "per_sample",
+        go_backwards: bool = False,
+        initializer: str = "keras",
+        unit_forget_bias: bool = True,
+        use_fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            batch_first=batch_first,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            recurrent_dropout_mode=recurrent_dropout_mode,
+            go_backwards=go_backwards,
+            initializer=initializer,
+            unit_forget_bias=unit_forget_bias,
+            use_fused=use_fused,
+        )
