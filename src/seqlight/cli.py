@@ -21,7 +21,6 @@ outside the CLI.
 from __future__ import annotations
 
 import os
-import sys
 
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule
@@ -105,5 +104,5 @@ def main(args: list[str] | None = None) -> SeqlightCLI:
             "description": "seqlight: the chapter-6 experiments of Deep Learning with Python on Lightning. "
             "Pick an experiment with --config configs/<name>.yaml; see README.md for the list.",
         },
-        args=args if args is not None else sys.argv[1:],
+        args=args,
     )

@@ -52,7 +52,7 @@ class Forecaster(LightningModule):
         self.num_features = num_features
         self.target_std = float(target_std)
         self.lr = lr
-        self.maes = nn.ModuleDict({s: MeanAbsoluteError() for s in ("train", "val", "test")})
+        self.maes = nn.ModuleDict({f"{s}_mae": MeanAbsoluteError() for s in ("train", "val", "test")})
 
     def _require_num_features(self) -> int:
         if self.num_features is None:
@@ -67,7 +67,7 @@ class Forecaster(LightningModule):
         x, y = batch
         pred = self(x)
         loss = torch.nn.functional.l1_loss(pred.float(), y.float())
-        metric = self.maes[split]
+        metric = self.maes[f"{split}_mae"]
         metric(pred.detach().float(), y.float())
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=split != "test", sync_dist=True)
@@ -127,7 +127,7 @@ class Forecaster(LightningModule):
         for split, value in naive.items():
             label = "naive baseline, " + ("validation" if split == "val" else "test")
             lines.append(f"{label:32s} {value:10.4f} {value * self.target_std:8.3f}")
-        if "val" in naive and rows:
+        if "val" in naive and rows and not isinstance(self, NaiveForecaster):
             best = rows[0][1]
             verdict = "beats" if best < naive["val"] else "does not beat"
             lines.append(f"-> {rows[0][0]} {verdict} the naive baseline ({best:.4f} vs {naive['val']:.4f})")

@@ -1,0 +1,3 @@
+"""LightningDataModules and the file handling behind them."""
+
+from seqlight.data.jena import JenaDataModule, JenaDataError, read_jena_csv

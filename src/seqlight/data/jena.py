@@ -1,0 +1,467 @@
+"""Jena climate (book 6.3): reading and checking the CSV, and :class:`JenaDataModule`.
+
+The official file is ``jena_climate_2009_2016.csv`` from
+https://s3.amazonaws.com/keras-datasets/jena_climate_2009_2016.csv.zip: a "Date Time" column
+(``dd.mm.yyyy HH:MM:SS``) and 14 float columns, one row every 10 minutes from 2009-01-01 00:10 to
+2017-01-01 00:00. The book's copy has 420,551 rows; today's download has 420,451. Both work with the
+book's splits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from seqlight.data.download import DownloadError, extract_zip_member, fetch
+from seqlight.data.jena_synthetic import JENA_FEATURES, SYNTHETIC_ROWS, write_jena_csv
+from seqlight.data.windows import (
+    RandomRowSampler,
+    RowSampler,
+    WindowDataset,
+    book_sequential_rows,
+    collate_batch,
+    resolve_max_index,
+    window_timesteps,
+)
+
+__all__ = ["JenaDataError", "JenaSeries", "read_jena_csv", "JenaDataModule", "JENA_URL", "JENA_FILENAME"]
+
+log = logging.getLogger(__name__)
+
+JENA_URL = "https://s3.amazonaws.com/keras-datasets/jena_climate_2009_2016.csv.zip"
+JENA_FILENAME = "jena_climate_2009_2016.csv"
+SYNTHETIC_FILENAME = "jena_climate_synthetic.csv"
+TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
+WIND_COLUMNS = ("wv (m/s)", "max. wv (m/s)")
+WIND_ERROR_VALUE = -9999.0
+KNOWN_ROW_COUNTS = (420_551, 420_451)
+
+
+class JenaDataError(ValueError):
+    """The Jena CSV is missing or malformed; the message names the file, line and column."""
+
+
+@dataclass
+class JenaSeries:
+    """A checked Jena series: ``values[row, feature]`` (float64) with its timestamps and column names."""
+
+    path: Path
+    columns: list[str]
+    values: np.ndarray
+    timestamps: pd.DatetimeIndex
+    wind_errors: int = 0
+    gaps: int = 0
+
+
+def _line(row: int) -> int:
+    """1-based line number in the file of data row ``row`` (0-based; the header is line 1)."""
+    return row + 2
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Parse with the C engine: floats as float64, timestamps as strings; CRLF and quoting handled."""
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            return pd.read_csv(path, dtype={"Date Time": str}, skipinitialspace=True, encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise JenaDataError(f"{path}: not a readable CSV: {e}") from e
+    raise JenaDataError(f"{path}: neither UTF-8 nor Latin-1 text")  # pragma: no cover - latin-1 decodes anything
+
+
+def read_jena_csv(
+    path: str | os.PathLike,
+    features: list[str] | None = None,
+    timestamp_check: Literal["strict", "warn"] = "strict",
+    wind_errors: Literal["zero", "keep"] = "zero",
+) -> JenaSeries:
+    """Read and check a CSV in the Jena format.
+
+    Args:
+        path: the CSV file. A quoted or unquoted header, LF or CRLF line endings, extra columns after the
+            official ones (e.g. newer station exports) are all fine.
+        features: the columns to use, in order (default: the official 14).
+        timestamp_check: ``"strict"`` rejects timestamps that go backwards or repeat; ``"warn"`` only
+            warns (and keeps the rows as they are, as the book does, which ignores time).
+        wind_errors: the real file has a few ``-9999`` error values in ``wv (m/s)`` and ``max. wv (m/s)``.
+            ``"zero"`` (default) sets them to 0 m/s, as TensorFlow's time-series tutorial does, so that they
+            do not dominate those columns' standard deviation; ``"keep"`` leaves them, as the book did.
+
+    Raises:
+        JenaDataError: naming the file, line and column of the first problem: missing file, missing or
+            renamed columns, a non-numeric, empty or NaN cell, a malformed timestamp, timestamps out of
+            order or duplicated (strict).
+    """
+    path = Path(path)
+    features = list(JENA_FEATURES if features is None else features)
+    if not features:
+        raise JenaDataError("features must name at least one column")
+    if not path.is_file():
+        raise JenaDataError(f"{path}: no such file")
+    df = _read_csv(path)
+    df.columns = [str(c).strip() for c in df.columns]
+    wanted = ["Date Time", *features]
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        raise JenaDataError(
+            f"{path}, line 1 (header): missing column(s) {missing}; the header has {list(df.columns)}. "
+            f"Expected the official columns {['Date Time', *JENA_FEATURES]} (or pass features=[...])."
+        )
+    if len(df) == 0:
+        raise JenaDataError(f"{path}: the file has a header but no data rows")
+
+    values = np.empty((len(df), len(features)), dtype=np.float64)
+    for j, col in enumerate(features):
+        column = df[col]
+        if column.dtype == object:  # the C parser found a cell that is not a number
+            num = pd.to_numeric(column.str.strip(), errors="coerce")
+            bad = (num.isna() & column.notna()).to_numpy()
+            row = int(np.argmax(bad))
+            raise JenaDataError(f"{path}, line {_line(row)}, column {col!r}: {column.iloc[row]!r} is not a number")
+        values[:, j] = column.to_numpy(dtype=np.float64)
+        del df[col]
+    nonfinite = ~np.isfinite(values)
+    if nonfinite.any():
+        row, j = map(int, np.argwhere(nonfinite)[0])
+        what = "an empty cell or NaN" if np.isnan(values[row, j]) else f"{values[row, j]}, which is not finite"
+        raise JenaDataError(f"{path}, line {_line(row)}, column {features[j]!r}: {what}")
+
+    stamps_raw = df["Date Time"].fillna("").str.strip()
+    stamps = pd.to_datetime(stamps_raw, format=TIME_FORMAT, errors="coerce")
+    bad = stamps.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise JenaDataError(
+            f"{path}, line {_line(row)}, column 'Date Time': {stamps_raw.iloc[row]!r} is not a timestamp "
+            f"like '01.01.2009 00:10:00' (format {TIME_FORMAT})"
+        )
+    stamps = pd.DatetimeIndex(stamps)
+    diffs = np.diff(stamps.asi8)
+    for kind, mask in (("out of order", diffs < 0), ("duplicated", diffs == 0)):
+        if mask.any():
+            row = int(np.argmax(mask)) + 1
+            msg = (
+                f"{path}, line {_line(row)}, column 'Date Time': timestamp {stamps_raw.iloc[row]!r} is {kind} "
+                f"(previous row, line {_line(row - 1)}: {stamps_raw.iloc[row - 1]!r}); "
+                f"{int(mask.sum())} such row(s) in all"
+            )
+            if timestamp_check == "strict":
+                raise JenaDataError(msg + ". Fix the file, or pass timestamp_check='warn' to use the rows as they are.")
+            warnings.warn(msg, stacklevel=2)
+    gaps = int((diffs > 10 * 60 * 10**9).sum())
+
+    n_wind = 0
+    for col in WIND_COLUMNS:
+        if col in features:
+            j = features.index(col)
+            err = values[:, j] == WIND_ERROR_VALUE
+            n_wind += int(err.sum())
+            if wind_errors == "zero":
+                values[err, j] = 0.0
+    return JenaSeries(path, features, values, stamps, wind_errors=n_wind, gaps=gaps)
+
+
+class JenaDataModule(LightningDataModule):
+    """Jena climate windows exactly as the book's generators, gathered a batch at a time.
+
+    Args:
+        data_dir: where the CSV lives and downloads land (default ``datasets``).
+        path: an explicit CSV path (overrides ``data_dir``/``source``).
+        source: ``"real"`` uses ``data_dir/jena_climate_2009_2016.csv``, downloading the official zip when
+            it is absent (a clear error when offline); ``"synthetic"`` writes (once) and uses the offline
+            stand-in in the official format (:mod:`seqlight.data.jena_synthetic`); ``"auto"`` is real when
+            the file is there or downloadable, else synthetic, with a warning.
+        lookback, step, delay: history length, sampling period and target offset, in rows (book: 1440,
+            6, 144 = 10 days of hourly points, predicting 24 h after the window's end).
+        batch_size: windows per batch (book: 128).
+        target: target column (book: ``T (degC)``, column 1).
+        features: input columns (default: the official 14).
+        train_range, val_range, test_range: ``(min_index, max_index)`` of each split, as the book's
+            generator arguments (``None`` max = ``len - delay - 1``). Book: (0, 200000), (200001, 300000),
+            (300001, None).
+        standardize_rows: mean/std are computed over ``data[:standardize_rows]`` (book: 200000, the
+            training rows; ``None`` = ``train_range[1]``).
+        sampling: ``"replacement"`` draws training rows with replacement (the book); ``"permutation"``
+            draws without replacement, a new permutation each epoch.
+        steps_per_epoch: training batches per epoch (book: 500; ``None`` with permutation = every window).
+        val_steps, test_steps: evaluation batches (``None`` = the book's formulas,
+            ``(max - min - lookback) // batch_size`` = 769, and ``(len - 300001 - lookback) // batch_size``).
+        eval_rows: ``"book"`` reproduces the book's consecutive generator (wrap-around included);
+            ``"all"`` evaluates every valid row once (``val_steps``/``test_steps`` ignored).
+        reverse: feed windows in reverse chronological order (book 6.3.8).
+        timestamp_check, wind_errors: see :func:`read_jena_csv`.
+        synthetic_rows: rows of the synthetic file (default 420,551 like the book's file).
+        seed: training sampler seed (``None``: ``torch.initial_seed()``, which ``seed_everything`` sets).
+        num_workers: DataLoader workers. 0 (default) is right: a batch is one vectorized gather, and a
+            worker process would only compete with the model for the cores.
+        download_timeout: seconds before giving up on the network.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "datasets",
+        path: str | None = None,
+        source: Literal["auto", "real", "synthetic"] = "auto",
+        lookback: int = 1440,
+        step: int = 6,
+        delay: int = 144,
+        batch_size: int = 128,
+        target: str = "T (degC)",
+        features: list[str] | None = None,
+        train_range: tuple[int, int | None] = (0, 200000),
+        val_range: tuple[int, int | None] = (200001, 300000),
+        test_range: tuple[int, int | None] = (300001, None),
+        standardize_rows: int | None = None,
+        sampling: Literal["replacement", "permutation"] = "replacement",
+        steps_per_epoch: int | None = 500,
+        val_steps: int | None = None,
+        test_steps: int | None = None,
+        eval_rows: Literal["book", "all"] = "book",
+        reverse: bool = False,
+        timestamp_check: Literal["strict", "warn"] = "strict",
+        wind_errors: Literal["zero", "keep"] = "zero",
+        synthetic_rows: int = SYNTHETIC_ROWS,
+        seed: int | None = None,
+        num_workers: int = 0,
+        download_timeout: float = 20.0,
+    ) -> None:
+        super().__init__()
+        for name, v in (("lookback", lookback), ("step", step), ("delay", delay), ("batch_size", batch_size)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if step > lookback:
+            raise ValueError(f"step ({step}) must not exceed lookback ({lookback})")
+        if source not in ("auto", "real", "synthetic"):
+            raise ValueError(f"source must be 'auto', 'real' or 'synthetic', got {source!r}")
+        if sampling not in ("replacement", "permutation"):
+            raise ValueError(f"sampling must be 'replacement' or 'permutation', got {sampling!r}")
+        if steps_per_epoch is not None and steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+        if steps_per_epoch is None and sampling == "replacement":
+            raise ValueError("steps_per_epoch is required with sampling='replacement' (book: 500)")
+        for name, v in (("val_steps", val_steps), ("test_steps", test_steps)):
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
+        self.feature_names = list(JENA_FEATURES if features is None else features)
+        if target not in self.feature_names:
+            raise ValueError(f"target {target!r} is not one of the features {self.feature_names}")
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.path = Path(path) if path is not None else None
+        self.source = source
+        self.lookback, self.step, self.delay, self.batch_size = lookback, step, delay, batch_size
+        self.target = target
+        self.splits = {"train": tuple(train_range), "val": tuple(val_range), "test": tuple(test_range)}
+        self.standardize_rows = standardize_rows if standardize_rows is not None else train_range[1]
+        self.sampling, self.steps_per_epoch = sampling, steps_per_epoch
+        self.eval_steps = {"val": val_steps, "test": test_steps}
+        self.eval_rows = eval_rows
+        self.reverse = reverse
+        self.timestamp_check, self.wind_errors = timestamp_check, wind_errors
+        self.synthetic_rows = synthetic_rows
+        self.seed = seed
+        self.num_workers = num_workers
+        self.download_timeout = download_timeout
+        self.series: JenaSeries | None = None
+        self.source_description: str | None = None
+
+    # -- sizes the CLI links into the model (valid right after construction) ----------------------------
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def target_index(self) -> int:
+        return self.feature_names.index(self.target)
+
+    @property
+    def timesteps(self) -> int:
+        return window_timesteps(self.lookback, self.step)
+
+    @property
+    def target_std(self) -> float:
+        """Standard deviation of the target over the standardization rows (reads the data if needed)."""
+        self.prepare_data()
+        self.setup()
+        return float(self.std[self.target_index])
+
+    @property
+    def target_mean(self) -> float:
+        self.prepare_data()
+        self.setup()
+        return float(self.mean[self.target_index])
+
+    # -- files --------------------------------------------------------------------------------------------
+    def _real_path(self) -> Path:
+        return self.data_dir / JENA_FILENAME
+
+    def _download_real(self) -> Path:
+        dest = self._real_path()
+        zip_path = fetch(JENA_URL, self.data_dir / (JENA_FILENAME + ".zip"), None, timeout=self.download_timeout)
+        extract_zip_member(zip_path, JENA_FILENAME, dest)
+        return dest
+
+    def _offline_message(self, err: Exception) -> str:
+        return (
+            f"The Jena climate file is not at {self._real_path()} and could not be downloaded ({err}).\n"
+            f"  - Put jena_climate_2009_2016.csv (from {JENA_URL}) at {self._real_path()}, or pass --data.init_args.path;\n"
+            "  - or use the offline stand-in in the same format: --data.init_args.source synthetic "
+            "(results then show that the code works, not the book's numbers)."
+        )
+
+    def resolve_path(self) -> Path:
+        """The CSV this DataModule reads, creating it first if needed (download or synthetic)."""
+        if self.path is not None:
+            self.source_description = f"{self.path}"
+            return self.path
+        real = self._real_path()
+        if self.source in ("real", "auto"):
+            if real.is_file():
+                self.source_description = f"real Jena climate file {real}"
+                return real
+            try:
+                out = self._download_real()
+                self.source_description = f"real Jena climate file {out} (downloaded)"
+                return out
+            except DownloadError as e:
+                if self.source == "real":
+                    raise JenaDataError(self._offline_message(e)) from e
+                warnings.warn(
+                    self._offline_message(e) + "\nsource='auto': using the synthetic stand-in now.", stacklevel=2
+                )
+        syn = self.data_dir / (
+            SYNTHETIC_FILENAME if self.synthetic_rows == SYNTHETIC_ROWS else f"jena_climate_synthetic_{self.synthetic_rows}.csv"
+        )
+        if not syn.is_file():
+            log.info("writing the synthetic Jena series to %s", syn)
+            write_jena_csv(syn, self.synthetic_rows)
+        self.source_description = f"SYNTHETIC offline stand-in {syn} (not the real Jena climate)"
+        return syn
+
+    def prepare_data(self) -> None:
+        if self.series is None:
+            self._csv = self.resolve_path()
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.series is not None:
+            return
+        path = getattr(self, "_csv", None) or self.resolve_path()
+        series = read_jena_csv(path, self.feature_names, self.timestamp_check, self.wind_errors)
+        n = len(series.values)
+        self._check_splits(path, n)
+        train = series.values[: self.standardize_rows]
+        self.mean = train.mean(axis=0)
+        self.std = train.std(axis=0)
+        zero = self.std == 0
+        if zero.any():
+            cols = [self.feature_names[j] for j in np.flatnonzero(zero)]
+            raise JenaDataError(f"{path}: column(s) {cols} are constant over the standardization rows; cannot standardize")
+        standardized = ((series.values - self.mean) / self.std).astype(np.float32)
+        self.dataset = WindowDataset(standardized, self.lookback, self.step, self.delay, self.target_index, self.reverse)
+        del standardized
+        self.series = series
+        if series.wind_errors:
+            log.info("%s: %d wind error value(s) (-9999) treated as %s", path, series.wind_errors, self.wind_errors)
+        if n not in KNOWN_ROW_COUNTS and self.source_description and "real" in self.source_description:
+            warnings.warn(f"{path} has {n} rows; the official file has 420,551 (book) or 420,451 (today's zip)")
+
+    def _check_splits(self, path: Path, n: int) -> None:
+        need = self.lookback + self.delay + 1
+        if n < need:
+            raise JenaDataError(
+                f"{path}: {n} rows are too few for lookback {self.lookback} + delay {self.delay} (need at least {need})"
+            )
+        for split, (lo, hi) in self.splits.items():
+            hi = resolve_max_index(hi, n, self.delay)
+            if lo < 0 or lo + self.lookback >= hi:
+                raise JenaDataError(
+                    f"{path}: the {split} split ({lo}, {hi}) has no window: it needs min_index + lookback "
+                    f"({lo + self.lookback}) < max_index ({hi})"
+                )
+            if hi + self.delay >= n + 1:
+                raise JenaDataError(
+                    f"{path}: the {split} split's max_index {hi} + delay {self.delay} runs past the {n} rows"
+                )
+        if not 0 < self.standardize_rows <= n:
+            raise JenaDataError(f"{path}: standardize_rows {self.standardize_rows} is outside 1..{n}")
+
+    def split_bounds(self, split: str) -> tuple[int, int]:
+        """``(first_row, max_index)`` of a split's windows: rows ``first_row <= row < max_index``."""
+        lo, hi = self.splits[split]
+        return lo + self.lookback, resolve_max_index(hi, len(self.series.values), self.delay)
+
+    def steps(self, split: str) -> int:
+        """Batches per pass: ``steps_per_epoch`` for train, the book's formulas for val and test."""
+        if split == "train":
+            return self.steps_per_epoch if self.steps_per_epoch is not None else (
+                (self.split_bounds("train")[1] - self.split_bounds("train")[0]) // self.batch_size
+            )
+        if self.eval_steps[split] is not None:
+            return self.eval_steps[split]
+        lo, hi = self.splits[split]
+        # book: val_steps = (300000 - 200001 - lookback) // batch_size;
+        #       test_steps = (len(float_data) - 300001 - lookback) // batch_size
+        hi = len(self.series.values) if hi is None else hi
+        return (hi - lo - self.lookback) // self.batch_size
+
+    def eval_row_indices(self, split: str) -> np.ndarray:
+        first, max_index = self.split_bounds(split)
+        if self.eval_rows == "all":
+            return np.arange(first, max_index)
+        return book_sequential_rows(self.splits[split][0], max_index, self.lookback, self.batch_size, self.steps(split))
+
+    def naive_mae(self, split: str = "val") -> float:
+        """The book's naive baseline on a split, in standardized units (6.3.3: 0.29 on the real data).
+
+        ``mean(|data[row - step, target] - data[row + delay, target]|)`` over the split's evaluation rows,
+        computed directly from the series in float64.
+        """
+        self.setup()
+        rows = self.eval_row_indices(split)
+        z = (self.series.values[:, self.target_index] - self.mean[self.target_index]) / self.std[self.target_index]
+        last = rows - self.lookback + (self.timesteps - 1) * self.step
+        return float(np.abs(z[last] - z[rows + self.delay]).mean())
+
+    # -- loaders ------------------------------------------------------------------------------------------
+    def _loader(self, sampler) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=collate_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        low, high = self.split_bounds("train")
+        replacement = self.sampling == "replacement"
+        num = self.steps_per_epoch * self.batch_size if self.steps_per_epoch is not None else None
+        if not replacement and num is not None:
+            num = min(num, high - low)
+        seed = self.seed if self.seed is not None else torch.initial_seed()
+        return self._loader(RandomRowSampler(low, high, num, replacement=replacement, seed=seed))
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(RowSampler(self.eval_row_indices("val")))
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(RowSampler(self.eval_row_indices("test")))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
