@@ -124,7 +124,7 @@ def read_jena_csv(
     values = np.empty((len(df), len(features)), dtype=np.float64)
     for j, col in enumerate(features):
         column = df[col]
-        if column.dtype == object:  # the C parser found a cell that is not a number
+        if not pd.api.types.is_numeric_dtype(column):  # the parser found a cell that is not a number
             num = pd.to_numeric(column.str.strip(), errors="coerce")
             bad = (num.isna() & column.notna()).to_numpy()
             row = int(np.argmax(bad))
@@ -146,7 +146,7 @@ def read_jena_csv(
             f"{path}, line {_line(row)}, column 'Date Time': {stamps_raw.iloc[row]!r} is not a timestamp "
             f"like '01.01.2009 00:10:00' (format {TIME_FORMAT})"
         )
-    stamps = pd.DatetimeIndex(stamps)
+    stamps = pd.DatetimeIndex(stamps).as_unit("ns")
     diffs = np.diff(stamps.asi8)
     for kind, mask in (("out of order", diffs < 0), ("duplicated", diffs == 0)):
         if mask.any():
