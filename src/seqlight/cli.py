@@ -10,17 +10,21 @@ Usage::
 Models and DataModules are chosen by ``class_path`` in the config (subclass mode), so any
 LightningModule/LightningDataModule importable by name works, seqlight's or your own.
 
-Sizes that only the data knows (number of input features, window length, the standardization scale of the target,
-vocabulary size, sequence length, embedding dimension) are linked from the instantiated DataModule into
-the model's constructor. A link whose source property the DataModule lacks, or whose target argument the
-model lacks, is skipped, so one CLI serves the forecasters and the classifiers. Because the values arrive
-as constructor arguments, they are kept in the checkpoint's hparams and ``load_from_checkpoint`` works
-outside the CLI.
+Sizes that only the data knows (number of input features, window length, the standardization scale of
+the target, vocabulary size, sequence length, embedding dimension) are linked from the DataModule into the
+model's constructor: the CLI builds the DataModule first, reads each property in ``DATA_TO_MODEL_LINKS``
+that the chosen model's constructor accepts, and sets it in the model's config before the model is built.
+A property the DataModule lacks, or an argument the model lacks, is skipped, so one CLI serves the
+forecasters and the classifiers. Because the values arrive as constructor arguments, they are written to
+the run's ``config.yaml`` and kept in the checkpoint's hparams, and ``load_from_checkpoint`` works outside
+the CLI.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+from importlib import import_module
 
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule
@@ -67,12 +71,32 @@ class SeqlightCLI(LightningCLI):
             default=None,
             help="torch intra-op threads (default: the cores this process may use, or $SEQLIGHT_NUM_THREADS).",
         )
-        for source, target in DATA_TO_MODEL_LINKS:
-            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         configure_threads(cfg.get("num_threads"))
+
+    def instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        datamodule = self._link_data_to_model(cfg)
+        super().instantiate_classes()
+        if datamodule is not None:  # use the instance whose properties were read (it may have loaded data)
+            self.datamodule = datamodule
+            self.config_init[self.subcommand]["data"] = datamodule
+
+    @staticmethod
+    def _link_data_to_model(cfg):
+        data, model = cfg.get("data"), cfg.get("model")
+        if data is None or model is None or not data.get("class_path") or not model.get("class_path"):
+            return None
+        data_cls, model_cls = _import(data.class_path), _import(model.class_path)
+        init_args = data.get("init_args")
+        datamodule = data_cls(**(init_args.as_dict() if init_args is not None else {}))
+        accepted = inspect.signature(model_cls.__init__).parameters
+        for source, target in DATA_TO_MODEL_LINKS:
+            if target in accepted and hasattr(type(datamodule), source):
+                setattr(model.init_args, target, getattr(datamodule, source))
+        return datamodule
 
     def after_fit(self) -> None:
         self._report()
@@ -90,6 +114,11 @@ class SeqlightCLI(LightningCLI):
         text = report(self.trainer, self.subcommand)
         if text:
             print(text, flush=True)
+
+
+def _import(class_path: str):
+    module, _, name = class_path.rpartition(".")
+    return getattr(import_module(module), name)
 
 
 def main(args: list[str] | None = None) -> SeqlightCLI:

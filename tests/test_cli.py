@@ -1,0 +1,100 @@
+"""The command line: every config parses and runs, and fit -> checkpoint -> reload works end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from seqlight.cli import main
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def data_overrides(config: Path, jena_dir: Path, tmp_path: Path) -> list[str]:
+    data = yaml.safe_load(config.read_text())["data"]["class_path"]
+    if data.endswith("JenaDataModule"):
+        return ["--data.init_args.source", "synthetic", "--data.init_args.data_dir", str(jena_dir)]
+    return ["--data.init_args.source", "synthetic", "--data.init_args.data_dir", str(tmp_path / "datasets")]
+
+
+def run(args: list[str]) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(args)
+    return out.getvalue()
+
+
+def test_configs_exist():
+    names = {c.stem for c in CONFIGS}
+    assert {"jena_naive", "jena_dense", "jena_gru"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_config_prints(config, jena_dir, tmp_path):
+    text = config.read_text()
+    assert text.startswith("# Deep Learning with Python"), "each config names its book section first"
+    with pytest.raises(SystemExit) as e:
+        run(["fit", "--config", str(config), *data_overrides(config, jena_dir, tmp_path), "--print_config"])
+    assert e.value.code == 0
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_config_runs_one_batch(config, jena_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sub = "validate" if config.stem == "jena_naive" else "fit"
+    run([sub, "--config", str(config), *data_overrides(config, jena_dir, tmp_path), "--trainer.fast_dev_run=true",
+         "--trainer.enable_progress_bar=false"])
+
+
+def test_fit_checkpoint_reload_validate_test_predict(jena_dir, tmp_path, monkeypatch):
+    from seqlight.models import DenseForecaster
+
+    monkeypatch.chdir(tmp_path)
+    small = ["--config", str(Path(__file__).resolve().parents[1] / "configs" / "jena_dense.yaml"),
+             "--data.init_args.source", "synthetic", "--data.init_args.data_dir", str(jena_dir),
+             "--data.init_args.steps_per_epoch", "4", "--data.init_args.val_steps", "3",
+             "--data.init_args.test_steps", "2", "--trainer.enable_progress_bar=false"]
+    out = run(["fit", *small, "--trainer.max_epochs", "2"])
+    assert "best validation MAE" in out and "naive baseline, validation" in out and "SYNTHETIC" in out
+    ckpt_dir = tmp_path / "runs" / "jena_dense" / "version_0" / "checkpoints"
+    assert (ckpt_dir / "last.ckpt").is_file() and any(p.name.startswith("best-") for p in ckpt_dir.iterdir())
+    assert (tmp_path / "runs" / "jena_dense" / "version_0" / "config.yaml").is_file()
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "runs" / "jena_dense" / "version_0").iterdir())
+
+    # outside the CLI: the data-derived sizes are in the checkpoint's hparams
+    model = DenseForecaster.load_from_checkpoint(ckpt_dir / "last.ckpt")
+    assert model.hparams.num_features == 14 and model.hparams.timesteps == 240 and model.hparams.target_std > 1
+    ckpt = torch.load(ckpt_dir / "last.ckpt", weights_only=False)
+    assert ckpt["epoch"] == 1
+
+    # resume for one more epoch, then validate, test and predict from the checkpoint
+    out = run(["fit", *small, "--trainer.max_epochs", "3", "--ckpt_path", str(ckpt_dir / "last.ckpt")])
+    assert torch.load(tmp_path / "runs" / "jena_dense" / "version_1" / "checkpoints" / "last.ckpt",
+                      weights_only=False)["epoch"] == 2
+    out = run(["validate", *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
+    assert "validation MAE" in out
+    out = run(["test", *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
+    assert "test MAE" in out and "naive baseline, test" in out
+    run(["predict", *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
+
+
+def test_naive_validate_reports_baseline(jena_dir, tmp_path, monkeypatch, jena_dm):
+    monkeypatch.chdir(tmp_path)
+    config = Path(__file__).resolve().parents[1] / "configs" / "jena_naive.yaml"
+    out = run(["validate", "--config", str(config), "--data.init_args.source", "synthetic",
+               "--data.init_args.data_dir", str(jena_dir), "--trainer.enable_progress_bar=false"])
+    assert f"{jena_dm.naive_mae('val'):.4f}" in out
+
+
+def test_help_explains():
+    with pytest.raises(SystemExit):
+        out = run(["--help"])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert "--num_threads" in out.getvalue()
