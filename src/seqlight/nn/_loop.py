@@ -1,7 +1,7 @@
 """The custom recurrent loop: what runs when PyTorch's fused kernels cannot express Keras's semantics.
 
 Input: the input projections of every timestep, computed before the loop in one matmul,
-``xw[t, g] = x_t W_g^T + b_g`` with shape ``(T, G, B, H)`` (gates in storage order: GRU r, z, n; LSTM
+``xw[t, :, g] = x_t W_g^T + b_g`` with shape ``(T, B, G, H)`` (gates in storage order: GRU r, z, n; LSTM
 i, f, g, o). Each step then does one batched recurrent matmul (``bmm`` over the gates) and a handful of
 elementwise ops.
 
@@ -51,40 +51,39 @@ _DERIV_FROM_OUTPUT = {
 }
 
 
-def _recurrent_matmul(hm: Tensor, wt: Tensor, bias: Tensor | None) -> Tensor:
-    """``(G, B, H) @ (G, H, H) [+ (G, 1, H)]``: the recurrent projection of every gate at once."""
-    if bias is None:
-        return torch.bmm(hm, wt)
-    return torch.baddbmm(bias, hm, wt)
-
-
 def _step_inputs(h: Tensor, mask: Tensor | None, G: int) -> Tensor:
+    """The state fed to each gate's recurrent matmul: ``h`` itself, or ``h`` times the gate's mask."""
     return h.expand(G, *h.shape) if mask is None else h * mask
+
+
+def _gates(xw: Tensor, t: int) -> Tensor:
+    """Step ``t`` of the ``(T, B, G, H)`` input projections as a ``(G, B, H)`` view (no copy)."""
+    return xw[t].transpose(0, 1)
 
 
 # ---------------------------------------------------------------------------------------------- autograd
 def _autograd_loop(kind, xw, w_hh, b_hh, h, c, mask, act, ract, reset_after):
-    T, G, B, H = xw.shape
+    T, B, G, H = xw.shape
     f, fr = ACTIVATIONS[act], ACTIVATIONS[ract]
     wt = w_hh.view(G, H, H).transpose(1, 2)
     bias = None if b_hh is None else b_hh.view(G, 1, H)
     outs = []
     for t in range(T):
-        x = xw[t]
+        x = _gates(xw, t)
+        hm = _step_inputs(h, mask, G)
         if kind == "simple_rnn":
-            h = f(x[0] + _recurrent_matmul(_step_inputs(h, mask, 1), wt, None)[0])
+            h = f(x[0] + hm[0] @ wt[0])
         elif kind == "lstm":
-            a = x + _recurrent_matmul(_step_inputs(h, mask, 4), wt, None)
+            a = x + torch.bmm(hm, wt)
             i, fg, o = fr(a[0]), fr(a[1]), fr(a[3])
             c = fg * c + i * f(a[2])
             h = o * f(c)
         elif reset_after:  # GRU, Keras 3 / torch: reset applied to the recurrent projection
-            hh = _recurrent_matmul(_step_inputs(h, mask, 3), wt, bias)
+            hh = torch.bmm(hm, wt) + bias
             r, z = fr(x[0] + hh[0]), fr(x[1] + hh[1])
             n = f(x[2] + r * hh[2])
             h = n + z * (h - n)
         else:  # GRU, Keras 2.0.8: reset applied to the state before the recurrent matmul
-            hm = _step_inputs(h, mask, 3)
             hh = torch.bmm(hm[:2], wt[:2])
             r, z = fr(x[0] + hh[0]), fr(x[1] + hh[1])
             n = f(x[2] + (r * hm[2]) @ wt[2])
@@ -95,74 +94,78 @@ def _autograd_loop(kind, xw, w_hh, b_hh, h, c, mask, act, ract, reset_after):
 
 # ---------------------------------------------------------------------------------------------- hand-written backward
 class _Recurrence(torch.autograd.Function):
+    """The loop with a hand-written backward. ``xw``: ``(T, B, G, H)`` input projections."""
+
     @staticmethod
     def forward(ctx, xw, w_hh, b_hh, h0, c0, mask, kind, act, ract, reset_after):
-        T, G, B, H = xw.shape
+        T, B, G, H = xw.shape
         f, fr = ACTIVATIONS[act], ACTIVATIONS[ract]
         wt = w_hh.view(G, H, H).transpose(1, 2)
         bias = None if b_hh is None else b_hh.view(G, 1, H)
-        h, c = h0, c0
-        outs, saved = [], []
+        hs = xw.new_empty(T + 1, B, H)  # hs[t] is the state before step t
+        hs[0] = h0
+        saved = []
+        c = c0
         for t in range(T):
-            x = xw[t]
+            x, h = _gates(xw, t), hs[t]
             hm = _step_inputs(h, mask, G)
             if kind == "simple_rnn":
-                h = f(x[0] + torch.mm(hm[0], wt[0]))
+                hs[t + 1] = f(torch.addmm(x[0], hm[0], wt[0]))
             elif kind == "lstm":
                 a = torch.baddbmm(x, hm, wt)
                 ifo = fr(a[[0, 1, 3]])
                 g = f(a[2])
                 c = torch.addcmul(ifo[1] * c, ifo[0], g)
                 tc = f(c)
-                h = ifo[2] * tc
+                torch.mul(ifo[2], tc, out=hs[t + 1])
                 saved.append((ifo, g, c, tc))
             elif reset_after:
-                hh = _recurrent_matmul(hm, wt, bias)
+                hh = torch.baddbmm(bias, hm, wt)
                 rz = fr(x[:2] + hh[:2])
                 n = f(torch.addcmul(x[2], rz[0], hh[2]))
-                h = torch.addcmul(n, rz[1], h - n)
+                torch.addcmul(n, rz[1], h - n, out=hs[t + 1])
                 saved.append((rz, n, hh[2]))
             else:
                 hh = torch.bmm(hm[:2], wt[:2])
                 rz = fr(x[:2] + hh)
                 n = f(torch.addmm(x[2], rz[0] * hm[2], wt[2]))
-                h = torch.addcmul(n, rz[1], h - n)
+                torch.addcmul(n, rz[1], h - n, out=hs[t + 1])
                 saved.append((rz, n))
-            outs.append(h)
-        out = torch.stack(outs, 0)
         ctx.kind, ctx.act, ctx.ract, ctx.reset_after = kind, act, ract, reset_after
-        ctx.has_bias, ctx.has_c = b_hh is not None, c0 is not None
+        ctx.has_bias = b_hh is not None
         extra = [torch.stack(s, 0) for s in zip(*saved)] if saved else []
-        ctx.save_for_backward(w_hh, h0, c0, mask, out, *extra)
-        return out, h, (c if c0 is not None else None)
+        ctx.save_for_backward(w_hh, c0, mask, hs, *extra)
+        out = hs[1:]
+        return out, hs[T], (c if c0 is not None else None)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, d_h, d_c):
-        w_hh, h0, c0, mask, out, *extra = ctx.saved_tensors
+        w_hh, c0, mask, hs, *extra = ctx.saved_tensors
         kind, act, ract = ctx.kind, ctx.act, ctx.ract
-        T, B, H = out.shape
+        T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         G = w_hh.shape[0] // H
         w = w_hh.view(G, H, H)
         dact, dract = _DERIV_FROM_OUTPUT[act], _DERIV_FROM_OUTPUT[ract]
-        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]], 0)  # (T, B, H)
-        d_out = torch.zeros_like(out) if d_out is None else d_out
-        dh = torch.zeros_like(h0) if d_h is None else d_h.clone()
-        d_pre = out.new_empty(T, G, B, H)  # gradient w.r.t. each gate's pre-activation == d xw
+        h_prev, out = hs[:-1], hs[1:]
+        dh = torch.zeros_like(hs[0]) if d_h is None else d_h.clone()
+        d_pre = hs.new_empty(T, G, B, H)  # gradient w.r.t. each gate's pre-activation == d xw
+        buf = hs.new_empty(G, B, H)  # gradient w.r.t. each gate's recurrent input (h * mask)
+        d_rec_n = None  # GRU: gradient w.r.t. gate n's recurrent projection, when it differs from d xw
         # Coefficients of the step equations, for all steps at once.
         if kind == "simple_rnn":
             coef = dact(out)
         elif kind == "lstm":
             ifo, g, cs, tc = extra
             c_prev = torch.cat([c0.unsqueeze(0), cs[:-1]], 0)
-            q = ifo[:, 2] * dact(tc)  # d h / d c through tanh(c)
+            q = ifo[:, 2] * dact(tc)  # d h / d c through activation(c)
             p_o = tc * dract(ifo[:, 2])
             a_i = g * dract(ifo[:, 0])
             a_f = c_prev * dract(ifo[:, 1])
             a_g = ifo[:, 0] * dact(g)
             f_gate = ifo[:, 1]
-            dc = torch.zeros_like(h0) if d_c is None else d_c.clone()
-        elif kind == "gru":
+            dc = torch.zeros_like(c0) if d_c is None else d_c.clone()
+        else:
             rz, n = extra[0], extra[1]
             r, z = rz[:, 0], rz[:, 1]
             c_n = (1 - z) * dact(n)
@@ -172,13 +175,14 @@ class _Recurrence(torch.autograd.Function):
             else:
                 hm_n = h_prev if mask is None else h_prev * mask[2]
                 a_r = hm_n * dract(r)
-            d_hh_n = out.new_empty(T, B, H)  # gradient w.r.t. the recurrent projection of gate n
+            d_rec_n = hs.new_empty(T, B, H)
         for t in range(T - 1, -1, -1):
-            dh = dh + d_out[t]
+            if d_out is not None:
+                dh = dh + d_out[t]
             dp = d_pre[t]
             if kind == "simple_rnn":
                 torch.mul(dh, coef[t], out=dp[0])
-                dhm = torch.mm(dp[0], w[0]).unsqueeze(0)
+                torch.mm(dp[0], w[0], out=buf[0])
                 carry = None
             elif kind == "lstm":
                 dct = torch.addcmul(dc, dh, q[t])
@@ -187,46 +191,61 @@ class _Recurrence(torch.autograd.Function):
                 torch.mul(dct, a_g[t], out=dp[2])
                 torch.mul(dh, p_o[t], out=dp[3])
                 dc = dct * f_gate[t]
-                dhm = torch.bmm(dp, w)
+                torch.bmm(dp, w, out=buf)
                 carry = None
             elif ctx.reset_after:
                 torch.mul(dh, c_n[t], out=dp[2])
                 torch.mul(dh, a_z[t], out=dp[1])
                 torch.mul(dp[2], a_r[t], out=dp[0])
-                dhh = torch.stack([dp[0], dp[1], torch.mul(dp[2], r[t], out=d_hh_n[t])], 0)
-                dhm = torch.bmm(dhh, w)
+                torch.mul(dp[2], r[t], out=d_rec_n[t])
+                torch.bmm(dp[:2], w[:2], out=buf[:2])
+                torch.mm(d_rec_n[t], w[2], out=buf[2])
                 carry = dh * z[t]
             else:
                 torch.mul(dh, c_n[t], out=dp[2])
                 torch.mul(dh, a_z[t], out=dp[1])
                 d_rh = torch.mm(dp[2], w[2])  # gradient w.r.t. r * hm_n
                 torch.mul(d_rh, a_r[t], out=dp[0])
-                dhm_rz = torch.bmm(dp[:2], w[:2])
-                dhm = torch.cat([dhm_rz, (d_rh * r[t]).unsqueeze(0)], 0)
+                torch.bmm(dp[:2], w[:2], out=buf[:2])
+                torch.mul(d_rh, r[t], out=buf[2])
                 carry = dh * z[t]
             if mask is not None:
-                dhm = dhm * mask
-            dh = dhm.sum(0) if carry is None else carry + dhm.sum(0)
-        # Weight gradients: one matmul over all timesteps.
-        hm_all = h_prev.unsqueeze(1).expand(T, G, B, H)
-        if mask is not None:
-            hm_all = hm_all * mask.unsqueeze(0)
-        d_rec = d_pre
-        if kind == "gru":
-            if ctx.reset_after:
-                d_rec = torch.cat([d_pre[:, :2], d_hh_n.unsqueeze(1)], 1)
-            else:
-                hm_all = torch.cat([hm_all[:, :2], (r * hm_n).unsqueeze(1)], 1)
-        d_w = torch.einsum("tgbo,tgbi->goi", d_rec, hm_all).reshape(G * H, H)
-        d_b = d_rec.sum((0, 2)).reshape(G * H) if ctx.has_bias else None
+                buf.mul_(mask)
+            dh = buf.sum(0) if carry is None else torch.add(carry, buf.sum(0))
+        d_w, d_b = _weight_grads(d_pre, d_rec_n, h_prev, mask, extra, kind, ctx.reset_after, ctx.has_bias)
         d_c0 = dc if kind == "lstm" else None
-        return d_pre, d_w, d_b, dh, d_c0, None, None, None, None, None
+        return d_pre.permute(0, 2, 1, 3), d_w, d_b, dh, d_c0, None, None, None, None, None
+
+
+def _weight_grads(d_pre, d_rec_n, h_prev, mask, extra, kind, reset_after, has_bias):
+    """``dW_hh`` (one matmul over all timesteps per gate) and the GRU's recurrent-bias gradient."""
+    T, G, B, H = d_pre.shape
+    d_g = [d_pre[:, g].reshape(T * B, H) for g in range(G)]
+    hp = h_prev.reshape(T * B, H)
+    if mask is None:
+        d_w_g = [torch.mm(d.t(), hp) for d in d_g]
+    else:
+        hm = h_prev.unsqueeze(0) * mask.unsqueeze(1)  # (G, T, B, H)
+        d_w_g = [torch.mm(d_g[g].t(), hm[g].view(T * B, H)) for g in range(G)]
+    if kind == "gru":
+        rz = extra[0]
+        if reset_after:  # gate n's recurrent projection got r * d(pre-activation)
+            inp = hp if mask is None else hm[2].view(T * B, H)
+            d_w_g[2] = torch.mm(d_rec_n.view(T * B, H).t(), inp)
+        else:  # gate n's recurrent input is r * hm_n
+            hm_n = h_prev if mask is None else hm[2]
+            d_w_g[2] = torch.mm(d_g[2].t(), (rz[:, 0] * hm_n).view(T * B, H))
+    d_w = torch.cat(d_w_g, 0)
+    d_b = None
+    if has_bias:
+        d_b = torch.cat([d_g[0].sum(0), d_g[1].sum(0), d_rec_n.view(T * B, H).sum(0)])
+    return d_w, d_b
 
 
 def run(kind, xw, w_hh, b_hh, h0, c0, mask, act, ract, reset_after):
     """Run the loop; return ``(output (B, T, H), h_T, c_T or None)``.
 
-    ``xw``: input projections ``(T, G, B, H)``; ``w_hh``: ``(G*H, H)``; ``b_hh``: ``(G*H,)`` or None;
+    ``xw``: input projections ``(T, B, G, H)``; ``w_hh``: ``(G*H, H)``; ``b_hh``: ``(G*H,)`` or None;
     ``mask``: per-sample recurrent dropout masks ``(G, B, H)`` or None.
     """
     if kind != "lstm":

@@ -254,19 +254,20 @@ class KerasRecurrent(nn.Module):
     def _custom_layer(self, k, x, state, in_mask, rec_mask):
         w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
         G, H = self.gates, self.hidden_size
-        if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate
-            xm = x.unsqueeze(0) * in_mask.unsqueeze(2)  # (G, B, T, in)
-            xw = torch.matmul(xm, w_ih.view(G, H, -1).transpose(1, 2).unsqueeze(1))  # (G, B, T, H)
-            xw = (xw + b_ih.view(G, 1, 1, H)).permute(2, 0, 1, 3)  # (T, G, B, H)
+        T, B = x.shape[1], x.shape[0]
+        x = x.transpose(0, 1)  # (T, B, in): the projections come out time-major, ready for the loop
+        if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate: block-diagonal kernel
+            xm = x.unsqueeze(2) * in_mask.transpose(0, 1)  # (T, B, G, in)
+            kernel = torch.block_diag(*w_ih.view(G, H, -1).transpose(1, 2).unbind(0))  # (G*in, G*H)
+            xw = torch.addmm(b_ih, xm.reshape(T * B, -1), kernel)
         else:
             if in_mask is not None:
-                x = x * in_mask.unsqueeze(1)
-            xw = torch.addmm(b_ih, x.reshape(-1, x.shape[-1]), w_ih.t())  # all timesteps in one matmul
-            xw = xw.view(x.shape[0], x.shape[1], G, H).permute(1, 2, 0, 3)  # (T, G, B, H)
+                x = x * in_mask
+            xw = torch.addmm(b_ih, x.reshape(T * B, -1), w_ih.t())  # all timesteps in one matmul
+        xw = xw.view(T, B, G, H)
         if rec_mask is not None and rec_mask.dim() == 2:  # batch-shared: fold into the weights
             w_hh = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
             rec_mask = None
-        xw = xw.contiguous()
         return _loop.run(
             self.kind,
             xw,
