@@ -1,0 +1,442 @@
+"""A Keras-compatible ``Tokenizer`` (``keras.preprocessing.text``), several times faster.
+
+Semantics are those of Keras 2 / ``keras-preprocessing`` 1.1.2, which the book uses (section 6.1.1), and the
+test suite checks them against that package on the real IMDB reviews:
+
+- a text is lower-cased, every character of ``filters`` becomes ``split``, and the text is split on
+  ``split`` (empty pieces dropped); with ``char_level=True`` the (lower-cased) characters are the tokens and
+  ``filters`` is not applied; a *list* of strings is taken as already tokenized (lower-cased only);
+- ``word_index`` numbers the words from 1 by decreasing count, ties in order of first appearance;
+  an ``oov_token`` gets index 1 and shifts the rest;
+- ``num_words=N`` keeps only indices ``< N`` (so ``N - 1`` words) in ``texts_to_sequences`` and the
+  matrices; the vocabulary itself is kept whole;
+- ``texts_to_matrix`` / ``sequences_to_matrix`` modes ``binary``, ``count``, ``freq`` (count / length of the
+  sequence) and ``tfidf`` (``(1 + ln c) * ln(1 + document_count / (1 + df))``).
+
+Deliberate differences from Keras, all raising where Keras would silently misbehave:
+
+- ``num_words`` < 1 raises ``ValueError`` (Keras treats 0 like ``None``);
+- a text that is neither a ``str`` nor a list of ``str`` raises ``TypeError`` with its position
+  (Keras fails with an ``AttributeError`` on ``.lower()`` or counts the items of whatever it got);
+- JSON is read and written with :meth:`Tokenizer.to_json` / :func:`tokenizer_from_json` in Keras's own
+  format, and :meth:`Tokenizer.save` / :meth:`Tokenizer.load` for files.
+
+Example (the book's listing 6.3):
+    >>> t = Tokenizer(num_words=1000)
+    >>> t.fit_on_texts(["The cat sat on the mat.", "The dog ate my homework."])
+    >>> t.word_index
+    {'the': 1, 'cat': 2, 'sat': 3, 'on': 4, 'mat': 5, 'dog': 6, 'ate': 7, 'my': 8, 'homework': 9}
+    >>> t.texts_to_sequences(["The cat ate the homework"])
+    [[1, 2, 7, 1, 9]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
+from itertools import count, repeat
+from operator import itemgetter
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DEFAULT_FILTERS", "Tokenizer", "text_to_word_sequence", "tokenizer_from_json"]
+
+DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+MATRIX_MODES = ("binary", "count", "freq", "tfidf")
+_SEP = "\x00"  # joins the texts of a chunk for the corpus path
+_CHUNK = 2000  # texts per chunk on the corpus path (keeps the token lists cache-sized)
+
+
+def _translation(filters: str, split: str) -> dict:
+    return str.maketrans({c: split for c in filters})
+
+
+def text_to_word_sequence(text: str, filters: str = DEFAULT_FILTERS, lower: bool = True, split: str = " ") -> list[str]:
+    """Split a text into words the Keras way: lower-case, filters -> ``split``, split, drop empty pieces.
+
+    >>> text_to_word_sequence("The cat sat on the mat.")
+    ['the', 'cat', 'sat', 'on', 'the', 'mat']
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if lower:
+        text = text.lower()
+    return [w for w in text.translate(_translation(filters, split)).split(split) if w]
+
+
+class Tokenizer:
+    """Vectorize texts into integer sequences or matrices (Keras ``Tokenizer`` semantics, see module doc).
+
+    Args:
+        num_words: keep only the words with index ``< num_words`` when converting (``None`` = all).
+        filters: characters replaced by ``split`` before splitting (Keras default: punctuation except
+            the apostrophe, plus tab and newline).
+        lower: lower-case the texts first.
+        split: the word separator (a non-empty string).
+        char_level: every character is a token.
+        oov_token: if given, added to ``word_index`` with index 1 and used for out-of-vocabulary words
+            (and words with index ``>= num_words``) instead of dropping them.
+        document_count: initial document count (as in Keras; used by ``tfidf``).
+    """
+
+    def __init__(
+        self,
+        num_words: int | None = None,
+        filters: str = DEFAULT_FILTERS,
+        lower: bool = True,
+        split: str = " ",
+        char_level: bool = False,
+        oov_token: str | None = None,
+        document_count: int = 0,
+    ):
+        if num_words is not None and (isinstance(num_words, bool) or int(num_words) != num_words or num_words < 1):
+            raise ValueError(f"num_words must be an integer >= 1 or None, got {num_words!r}")
+        if not isinstance(split, str) or not split:
+            raise ValueError(f"split must be a non-empty string, got {split!r}")
+        self.num_words = None if num_words is None else int(num_words)
+        self.filters = filters
+        self.lower = lower
+        self.split = split
+        self.char_level = char_level
+        self.oov_token = oov_token
+        self.document_count = document_count
+        self.word_counts: OrderedDict[str, int] = OrderedDict()
+        self._pending: list = []  # token ids of fitted corpora whose document frequencies are not counted yet
+        self._word_docs: defaultdict[str, int] = defaultdict(int)
+        self._index_docs: defaultdict[int, int] = defaultdict(int)
+        self.word_index: dict[str, int] = {}
+        self.index_word: dict[int, str] = {}
+        self._table = _translation(filters, split)
+        self._byte_table = None
+        if filters.isascii() and split.isascii() and len(split) == 1:
+            self._byte_table = bytes.maketrans(filters.encode(), split.encode() * len(filters))
+        self._lookup: dict[str, int] | None = None
+
+    # -- tokenization -------------------------------------------------------------------------------
+    def _tokens(self, text, position: int) -> list[str]:
+        if isinstance(text, str):
+            if self.lower:
+                text = text.lower()
+            if self.char_level:
+                return list(text)
+            pieces = text.translate(self._table).split(self.split)
+            if "" in pieces:
+                pieces = [w for w in pieces if w]
+            return pieces
+        if isinstance(text, list):
+            for j, w in enumerate(text):
+                if not isinstance(w, str):
+                    raise TypeError(f"text {position}: token {j} is a {type(w).__name__}, not a str")
+            return [w.lower() for w in text] if self.lower else text
+        raise TypeError(
+            f"text {position} is a {type(text).__name__}; texts must be str (or lists of str tokens). "
+            "Decode bytes first, e.g. b.decode('utf-8')."
+        )
+
+    def _check_texts(self, texts) -> Iterable:
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a list of strings, not a single string (wrap it in a list)")
+        return texts
+
+    def _fast_path_ok(self, texts: list) -> bool:
+        """The corpus path needs word-level str texts with no NUL (the NUL marks document boundaries)."""
+        if self.char_level or _SEP in self.filters or _SEP in self.split:
+            return False
+        return all(type(t) is str for t in texts) and not any(_SEP in t for t in texts)
+
+    def _chunk_tokens(self, texts: list) -> list[str]:
+        """Tokens of ``texts`` in one list, documents separated by a ``"\\x00"`` token.
+
+        Lower-casing is per text (as Keras); the filter runs once over the joined chunk, on its UTF-8 bytes
+        when ``filters`` and ``split`` are ASCII (a multi-byte UTF-8 sequence never contains an ASCII byte),
+        which is much faster than ``str.translate`` on non-ASCII text. Empty pieces stay in the list.
+        """
+        if self.lower:
+            texts = [t.lower() for t in texts]
+        big = (self.split + _SEP + self.split).join(texts)
+        if self._byte_table is not None:
+            try:
+                big = big.encode("utf-8").translate(self._byte_table).decode("utf-8")
+            except UnicodeError:  # lone surrogates: str.translate handles them
+                big = big.translate(self._table)
+        else:
+            big = big.translate(self._table)
+        return big.split(self.split)
+
+    def _chunks(self, texts: list):
+        for i in range(0, len(texts), _CHUNK):
+            yield self._chunk_tokens(texts[i : i + _CHUNK])
+
+    # -- fitting ------------------------------------------------------------------------------------
+    def fit_on_texts(self, texts: Iterable[str]) -> None:
+        """Update the vocabulary from ``texts`` (may be called several times, as in Keras)."""
+        texts = list(self._check_texts(texts))
+        self._flush_docs()
+        if self._fast_path_ok(texts):
+            counts = self._fit_corpus(texts)
+        else:
+            counts = Counter(self.word_counts)  # insertion order = first appearance
+            docs = Counter()
+            for pos, text in enumerate(texts):
+                toks = self._tokens(text, pos)
+                counts.update(toks)
+                docs.update(set(toks))
+            for w, c in docs.items():
+                self._word_docs[w] += c
+        self.document_count += len(texts)
+        self.word_counts = OrderedDict(counts)
+        ordered = sorted(counts.items(), key=itemgetter(1), reverse=True)  # stable: ties keep first appearance
+        vocab = [w for w, _ in ordered]
+        if self.oov_token is not None:
+            vocab.insert(0, self.oov_token)
+        self.word_index = dict(zip(vocab, range(1, len(vocab) + 1)))
+        self.index_word = {i: w for w, i in self.word_index.items()}
+        self._lookup = None
+        if not self._pending:
+            self._update_index_docs()
+
+    def _fit_corpus(self, texts: list) -> dict[str, int]:
+        """Count words by integer id (first-appearance order); document frequencies are computed lazily."""
+        vocab: defaultdict[str, int] = defaultdict(count().__next__)
+        for w in self.word_counts:
+            vocab[w]
+        sep = np.array([vocab[_SEP]])  # marks document boundaries, also between chunks
+        get_id = vocab.__getitem__
+        batches = []
+        for tokens in self._chunks(texts):
+            batches.append(np.fromiter(map(get_id, tokens), dtype=np.int64, count=len(tokens)))
+            batches.append(sep)
+        ids = np.concatenate(batches) if batches else np.empty(0, np.int64)
+        words = list(vocab)
+        totals = np.bincount(ids, minlength=len(words))
+        totals[: len(self.word_counts)] += np.fromiter(self.word_counts.values(), np.int64, len(self.word_counts))
+        special = {vocab[""] if "" in vocab else -1, vocab[_SEP] if _SEP in vocab else -1}
+        self._pending.append((ids, words, special))
+        return {w: c for i, (w, c) in enumerate(zip(words, totals.tolist())) if i not in special}
+
+    # -- document frequencies (computed on first use) -------------------------------------------------
+    def _flush_docs(self) -> None:
+        """Turn the token ids kept by :meth:`_fit_corpus` into ``word_docs`` and ``index_docs``."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        for ids, words, special in pending:
+            n = len(words)
+            sep = next((i for i in special if i >= 0 and words[i] == _SEP), -1)
+            doc = np.cumsum(ids == sep) if sep >= 0 else np.zeros(len(ids), np.int64)
+            keys = np.sort(doc * n + ids)
+            first = np.ones(len(keys), dtype=bool)
+            np.not_equal(keys[1:], keys[:-1], out=first[1:])
+            df = np.bincount(keys[first] % n, minlength=n).tolist()
+            for i, w in enumerate(words):
+                if df[i] and i not in special:
+                    self._word_docs[w] += df[i]
+        self._update_index_docs()
+
+    def _update_index_docs(self) -> None:
+        # Keras updates index_docs in place (entries from fit_on_sequences or an earlier fit stay)
+        for w, c in self._word_docs.items():
+            self._index_docs[self.word_index[w]] = c
+
+    @property
+    def word_docs(self) -> defaultdict[str, int]:
+        """word -> number of documents it occurs in."""
+        self._flush_docs()
+        return self._word_docs
+
+    @word_docs.setter
+    def word_docs(self, value) -> None:
+        self._pending = []
+        self._word_docs = defaultdict(int, value)
+
+    @property
+    def index_docs(self) -> defaultdict[int, int]:
+        """word index -> number of documents (what ``tfidf`` uses)."""
+        self._flush_docs()
+        return self._index_docs
+
+    @index_docs.setter
+    def index_docs(self, value) -> None:
+        self._flush_docs()
+        self._index_docs = defaultdict(int, value)
+
+    def fit_on_sequences(self, sequences: Iterable[Sequence[int]]) -> None:
+        """Update document frequencies from integer sequences (needed for ``tfidf`` without texts)."""
+        sequences = list(sequences)
+        self.document_count += len(sequences)
+        index_docs = self.index_docs
+        for seq in sequences:
+            for i in set(seq):
+                index_docs[i] += 1
+
+    # -- conversion ---------------------------------------------------------------------------------
+    def _index_lookup(self) -> dict[str, int]:
+        """word -> index for the words that survive ``num_words`` (cached until the next fit)."""
+        if self._lookup is None:
+            n = self.num_words
+            self._lookup = self.word_index if n is None else {w: i for w, i in self.word_index.items() if i < n}
+        return self._lookup
+
+    def texts_to_sequences(self, texts: Iterable[str]) -> list[list[int]]:
+        """Each text as a list of word indices (unknown words and indices ``>= num_words`` dropped, or OOV)."""
+        if not isinstance(texts, list):
+            texts = list(self._check_texts(texts))
+        return list(self.texts_to_sequences_generator(texts))
+
+    def texts_to_sequences_generator(self, texts: Iterable[str]):
+        lookup = self._index_lookup()
+        get = lookup.get
+        oov = self.word_index.get(self.oov_token) if self.oov_token is not None else None
+        texts = self._check_texts(texts)
+        if isinstance(texts, list) and self._fast_path_ok(texts):
+            table = dict(lookup)
+            table[""] = 0
+            table[_SEP] = -1
+            default = 0 if oov is None else oov
+            for tokens in self._chunks(texts):
+                ids = np.fromiter(map(table.get, tokens, repeat(default)), dtype=np.int64, count=len(tokens))
+                bounds = np.concatenate(([-1], np.flatnonzero(ids == -1), [len(ids)]))
+                kept = ids > 0
+                before = np.concatenate(([0], np.cumsum(kept)))
+                flat = ids[kept].tolist()
+                yield from (flat[s:e] for s, e in zip(before[bounds[:-1] + 1].tolist(), before[bounds[1:]].tolist()))
+            return
+        for pos, text in enumerate(texts):
+            toks = self._tokens(text, pos)
+            if oov is None:
+                yield [i for i in map(get, toks) if i is not None]
+            else:
+                yield list(map(get, toks, repeat(oov)))
+
+    def sequences_to_texts(self, sequences: Iterable[Sequence[int]]) -> list[str]:
+        """Inverse of :meth:`texts_to_sequences` (words joined by a space; unknown indices dropped or OOV)."""
+        return list(self.sequences_to_texts_generator(sequences))
+
+    def sequences_to_texts_generator(self, sequences: Iterable[Sequence[int]]):
+        n = self.num_words
+        oov_index = self.word_index.get(self.oov_token) if self.oov_token is not None else None
+        oov_word = self.index_word.get(oov_index) if oov_index is not None else None
+        for seq in sequences:
+            words = []
+            for i in seq:
+                w = self.index_word.get(int(i))
+                if w is not None and not (n and i >= n):
+                    words.append(w)
+                elif oov_word is not None:
+                    words.append(oov_word)
+            yield " ".join(words)
+
+    def texts_to_matrix(self, texts: Iterable[str], mode: str = "binary") -> np.ndarray:
+        """``(len(texts), num_words)`` float64 matrix (``binary``, ``count``, ``freq`` or ``tfidf``)."""
+        return self.sequences_to_matrix(self.texts_to_sequences(texts), mode=mode)
+
+    def sequences_to_matrix(self, sequences: Sequence[Sequence[int]], mode: str = "binary") -> np.ndarray:
+        if mode not in MATRIX_MODES:
+            raise ValueError(f"Unknown vectorization mode: {mode!r} (use one of {MATRIX_MODES})")
+        if self.num_words:
+            width = self.num_words
+        elif self.word_index:
+            width = len(self.word_index) + 1
+        else:
+            raise ValueError("Specify a dimension (`num_words` argument), or fit on some text data first.")
+        if mode == "tfidf" and not self.document_count:
+            raise ValueError("Fit the Tokenizer on some data before using tfidf mode.")
+        sequences = list(sequences)
+        x = np.zeros((len(sequences), width))
+        if mode == "tfidf":
+            df = np.zeros(width)
+            for j, c in self.index_docs.items():
+                if 0 <= j < width:
+                    df[j] = c
+            idf = np.log1p(self.document_count / (1.0 + df))
+        for row, seq in enumerate(sequences):
+            if not len(seq):
+                continue
+            a = np.asarray(seq, dtype=np.int64)
+            a = a[a < width]
+            if not a.size:
+                continue
+            cols, c = np.unique(a, return_counts=True)
+            if mode == "binary":
+                x[row, cols] = 1.0
+            elif mode == "count":
+                x[row, cols] = c
+            elif mode == "freq":
+                x[row, cols] = c / len(seq)
+            else:
+                x[row, cols] = (1.0 + np.log(c)) * idf[cols]
+        return x
+
+    # -- persistence --------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """Keras's ``get_config`` layout (the count dictionaries as JSON strings)."""
+        return {
+            "num_words": self.num_words,
+            "filters": self.filters,
+            "lower": self.lower,
+            "split": self.split,
+            "char_level": self.char_level,
+            "oov_token": self.oov_token,
+            "document_count": self.document_count,
+            "word_counts": json.dumps(self.word_counts),
+            "word_docs": json.dumps(self.word_docs),
+            "index_docs": json.dumps(self.index_docs),
+            "index_word": json.dumps(self.index_word),
+            "word_index": json.dumps(self.word_index),
+        }
+
+    def to_json(self, **kwargs) -> str:
+        """JSON in Keras's format (readable by ``keras_preprocessing.text.tokenizer_from_json``)."""
+        return json.dumps({"class_name": "Tokenizer", "config": self.get_config()}, **kwargs)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_json` to ``path`` atomically (a temporary file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.to_json(ensure_ascii=False))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        """Read a tokenizer written by :meth:`save` (or Keras's ``to_json``)."""
+        try:
+            return tokenizer_from_json(Path(path).read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+
+    def __repr__(self) -> str:
+        return (
+            f"Tokenizer(num_words={self.num_words}, words={len(self.word_index)}, documents={self.document_count}, "
+            f"char_level={self.char_level}, oov_token={self.oov_token!r})"
+        )
+
+
+def tokenizer_from_json(json_string: str) -> Tokenizer:
+    """Rebuild a :class:`Tokenizer` from :meth:`Tokenizer.to_json` (or from Keras's ``to_json``)."""
+    try:
+        cfg = dict(json.loads(json_string)["config"])
+        word_counts = json.loads(cfg.pop("word_counts"))
+        word_docs = json.loads(cfg.pop("word_docs"))
+        index_docs = {int(k): v for k, v in json.loads(cfg.pop("index_docs")).items()}
+        index_word = {int(k): v for k, v in json.loads(cfg.pop("index_word")).items()}
+        word_index = json.loads(cfg.pop("word_index"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"not a Tokenizer JSON document: {e}") from e
+    t = Tokenizer(**cfg)
+    t.word_counts = OrderedDict(word_counts)
+    t.word_docs = defaultdict(int, word_docs)
+    t.index_docs = defaultdict(int, index_docs)
+    t.word_index = word_index
+    t.index_word = index_word
+    return t
