@@ -26,6 +26,7 @@ and counted in the log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -90,6 +91,23 @@ def _cache_root() -> Path:
     return Path(os.environ.get("SEQLIGHT_CACHE", Path.home() / ".cache" / "seqlight"))
 
 
+@contextlib.contextmanager
+def _lock(path: Path):
+    """An exclusive lock between processes (POSIX ``flock``; a no-op where it does not exist)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _is_acl_root(folder: Path) -> bool:
     return all((folder / s / c).is_dir() for s in ("train", "test") for c in ("pos", "neg"))
 
@@ -116,8 +134,11 @@ def locate_acl_imdb(data_dir: str | os.PathLike, extract_dir: str | os.PathLike 
                 target = Path(extract_dir) / "aclImdb"
                 if _is_acl_root(target):
                     return target
-                log.info("unpacking %s into %s", tarball, extract_dir)
-                return extract_tar(tarball, "aclImdb", extract_dir)
+                with _lock(Path(extract_dir) / ".aclImdb.lock"):  # another process may be unpacking it
+                    if _is_acl_root(target):
+                        return target
+                    log.info("unpacking %s into %s", tarball, extract_dir)
+                    return extract_tar(tarball, "aclImdb", extract_dir)
     return None
 
 
