@@ -12,7 +12,7 @@ The weather is physically plausible and built so that the chapter's lesson holds
   weather anomalies + short-lived noise: persistence ("tomorrow is like today", the naive baseline) is
   a strong forecast, with an error of the same order as the real data's;
 - air pressure moves with the large-scale weather *ahead of* the temperature (a falling barometer
-  announces warm air about a day later, as fronts do): a model that reads the sequence in order can use
+  announces warm air some 8 hours later, as fronts do): a model that reads the sequence in order can use
   it and beat the baseline, while a convnet that pools the whole window away from its order cannot;
 - the other 12 columns are derived from temperature, pressure and humidity by the same physics the
   station's own derived columns follow (Magnus formula for vapour pressure and dew point, potential
@@ -51,8 +51,8 @@ JENA_FEATURES = [
 ]
 JENA_COLUMNS = ["Date Time", *JENA_FEATURES]
 SYNTHETIC_ROWS = 420_551
-GENERATOR_VERSION = 1
 STEPS_PER_DAY = 144
+LEAD_HOURS = 8
 
 
 def _correlated_noise(n: int, tau: float, rng: np.random.Generator) -> np.ndarray:
@@ -82,8 +82,10 @@ def generate_jena(n_rows: int = SYNTHETIC_ROWS, seed: int = 0) -> pd.DataFrame:
     hour = (t % 1.0) * 24.0
     season = -np.cos(2 * np.pi * (doy - 15) / 365.25)  # -1 mid-January .. +1 mid-July
 
-    # large-scale weather: a slow process that shows in pressure first and in temperature ~20 h later
-    lead = 20 * 6
+    # large-scale weather: a slow process that shows in pressure first and in temperature LEAD_HOURS later.
+    # The lead sets how much a model that reads the sequence can gain over persistence: with 8 h, a dense
+    # net about ties the naive baseline and a GRU beats it by ~10%, as on the real data.
+    lead = LEAD_HOURS * 6
     synoptic = _correlated_noise(n + lead, tau=2.5 * STEPS_PER_DAY, rng=rng)
     pressure_signal = synoptic[lead:]
     temp_signal = synoptic[:n]  # = pressure_signal delayed by `lead` steps
@@ -96,7 +98,7 @@ def generate_jena(n_rows: int = SYNTHETIC_ROWS, seed: int = 0) -> pd.DataFrame:
         9.4
         + 9.8 * season
         + daily_amp * np.cos(2 * np.pi * (hour - 15) / 24)
-        - 3.6 * temp_signal
+        - 3.2 * temp_signal
         + 2.4 * slow
         + 0.55 * fast
         + 0.08 * rng.standard_normal(n)
