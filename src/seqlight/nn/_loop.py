@@ -141,105 +141,73 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, d_h, d_c):
+        # Everything is computed one step at a time on (B, H) tensors: large temporaries cost more than
+        # the extra small ops (every fresh megabyte is page-faulted in), so the only large buffer is the
+        # gradient of the input projections, which is returned.
         w_hh, c0, mask, hs, *extra = ctx.saved_tensors
-        kind, act, ract = ctx.kind, ctx.act, ctx.ract
+        kind, reset_after = ctx.kind, ctx.reset_after
         T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         G = w_hh.shape[0] // H
         w = w_hh.view(G, H, H)
-        dact, dract = _DERIV_FROM_OUTPUT[act], _DERIV_FROM_OUTPUT[ract]
-        h_prev, out = hs[:-1], hs[1:]
+        dact, dract = _DERIV_FROM_OUTPUT[ctx.act], _DERIV_FROM_OUTPUT[ctx.ract]
         dh = torch.zeros_like(hs[0]) if d_h is None else d_h.clone()
         d_pre = hs.new_empty(T, G, B, H)  # gradient w.r.t. each gate's pre-activation == d xw
+        d_w = torch.zeros_like(w)  # (G, H, H), accumulated step by step
+        d_b = torch.zeros(G, H, dtype=hs.dtype, device=hs.device) if ctx.has_bias else None
         buf = hs.new_empty(G, B, H)  # gradient w.r.t. each gate's recurrent input (h * mask)
-        d_rec_n = None  # GRU: gradient w.r.t. gate n's recurrent projection, when it differs from d xw
-        # Coefficients of the step equations, for all steps at once.
-        if kind == "simple_rnn":
-            coef = dact(out)
-        elif kind == "lstm":
+        if kind == "lstm":
             ifo, g, cs, tc = extra
-            c_prev = torch.cat([c0.unsqueeze(0), cs[:-1]], 0)
-            q = ifo[:, 2] * dact(tc)  # d h / d c through activation(c)
-            p_o = tc * dract(ifo[:, 2])
-            a_i = g * dract(ifo[:, 0])
-            a_f = c_prev * dract(ifo[:, 1])
-            a_g = ifo[:, 0] * dact(g)
-            f_gate = ifo[:, 1]
             dc = torch.zeros_like(c0) if d_c is None else d_c.clone()
-        else:
-            rz, n = extra[0], extra[1]
-            r, z = rz[:, 0], rz[:, 1]
-            c_n = (1 - z) * dact(n)
-            a_z = (h_prev - n) * dract(z)
-            if ctx.reset_after:
-                a_r = extra[2] * dract(r)  # hh_n * r'
-            else:
-                hm_n = h_prev if mask is None else h_prev * mask[2]
-                a_r = hm_n * dract(r)
-            d_rec_n = hs.new_empty(T, B, H)
+        elif kind == "gru":
+            rzs, ns = extra[0], extra[1]
         for t in range(T - 1, -1, -1):
             if d_out is not None:
                 dh = dh + d_out[t]
             dp = d_pre[t]
+            h_in = _step_inputs(hs[t], mask, G)  # what each gate's recurrent matmul saw
             if kind == "simple_rnn":
-                torch.mul(dh, coef[t], out=dp[0])
+                torch.mul(dh, dact(hs[t + 1]), out=dp[0])
                 torch.mm(dp[0], w[0], out=buf[0])
+                d_w[0].addmm_(dp[0].t(), h_in[0])
                 carry = None
             elif kind == "lstm":
-                dct = torch.addcmul(dc, dh, q[t])
-                torch.mul(dct, a_i[t], out=dp[0])
-                torch.mul(dct, a_f[t], out=dp[1])
-                torch.mul(dct, a_g[t], out=dp[2])
-                torch.mul(dh, p_o[t], out=dp[3])
-                dc = dct * f_gate[t]
+                i, f, o = ifo[t].unbind(0)
+                c_prev = c0 if t == 0 else cs[t - 1]
+                dct = torch.addcmul(dc, dh, o * dact(tc[t]))
+                torch.mul(dct * g[t], dract(i), out=dp[0])
+                torch.mul(dct * c_prev, dract(f), out=dp[1])
+                torch.mul(dct * i, dact(g[t]), out=dp[2])
+                torch.mul(dh * tc[t], dract(o), out=dp[3])
+                dc = dct * f
                 torch.bmm(dp, w, out=buf)
+                d_w.baddbmm_(dp.transpose(1, 2), h_in)
                 carry = None
-            elif ctx.reset_after:
-                torch.mul(dh, c_n[t], out=dp[2])
-                torch.mul(dh, a_z[t], out=dp[1])
-                torch.mul(dp[2], a_r[t], out=dp[0])
-                torch.mul(dp[2], r[t], out=d_rec_n[t])
-                torch.bmm(dp[:2], w[:2], out=buf[:2])
-                torch.mm(d_rec_n[t], w[2], out=buf[2])
-                carry = dh * z[t]
             else:
-                torch.mul(dh, c_n[t], out=dp[2])
-                torch.mul(dh, a_z[t], out=dp[1])
-                d_rh = torch.mm(dp[2], w[2])  # gradient w.r.t. r * hm_n
-                torch.mul(d_rh, a_r[t], out=dp[0])
+                r, z = rzs[t].unbind(0)
+                n = ns[t]
+                torch.mul(dh * (1 - z), dact(n), out=dp[2])
+                torch.mul(dh * (hs[t] - n), dract(z), out=dp[1])
+                if reset_after:
+                    d_rec_n = dp[2] * r  # gradient w.r.t. gate n's recurrent projection
+                    torch.mul(dp[2] * extra[2][t], dract(r), out=dp[0])
+                    torch.mm(d_rec_n, w[2], out=buf[2])
+                    d_w[2].addmm_(d_rec_n.t(), h_in[2])
+                    d_b[:2] += dp[:2].sum(1)
+                    d_b[2] += d_rec_n.sum(0)
+                else:
+                    d_rh = torch.mm(dp[2], w[2])  # gradient w.r.t. r * hm_n
+                    torch.mul(d_rh * h_in[2], dract(r), out=dp[0])
+                    torch.mul(d_rh, r, out=buf[2])
+                    d_w[2].addmm_(dp[2].t(), r * h_in[2])
                 torch.bmm(dp[:2], w[:2], out=buf[:2])
-                torch.mul(d_rh, r[t], out=buf[2])
-                carry = dh * z[t]
+                d_w[:2].baddbmm_(dp[:2].transpose(1, 2), h_in[:2])
+                carry = dh * z
             if mask is not None:
                 buf.mul_(mask)
             dh = buf.sum(0) if carry is None else torch.add(carry, buf.sum(0))
-        d_w, d_b = _weight_grads(d_pre, d_rec_n, h_prev, mask, extra, kind, ctx.reset_after, ctx.has_bias)
         d_c0 = dc if kind == "lstm" else None
-        return d_pre.permute(0, 2, 1, 3), d_w, d_b, dh, d_c0, None, None, None, None, None
-
-
-def _weight_grads(d_pre, d_rec_n, h_prev, mask, extra, kind, reset_after, has_bias):
-    """``dW_hh`` (one matmul over all timesteps per gate) and the GRU's recurrent-bias gradient."""
-    T, G, B, H = d_pre.shape
-    d_g = [d_pre[:, g].reshape(T * B, H) for g in range(G)]
-    hp = h_prev.reshape(T * B, H)
-    if mask is None:
-        d_w_g = [torch.mm(d.t(), hp) for d in d_g]
-    else:
-        hm = h_prev.unsqueeze(0) * mask.unsqueeze(1)  # (G, T, B, H)
-        d_w_g = [torch.mm(d_g[g].t(), hm[g].view(T * B, H)) for g in range(G)]
-    if kind == "gru":
-        rz = extra[0]
-        if reset_after:  # gate n's recurrent projection got r * d(pre-activation)
-            inp = hp if mask is None else hm[2].view(T * B, H)
-            d_w_g[2] = torch.mm(d_rec_n.view(T * B, H).t(), inp)
-        else:  # gate n's recurrent input is r * hm_n
-            hm_n = h_prev if mask is None else hm[2]
-            d_w_g[2] = torch.mm(d_g[2].t(), (rz[:, 0] * hm_n).view(T * B, H))
-    d_w = torch.cat(d_w_g, 0)
-    d_b = None
-    if has_bias:
-        d_b = torch.cat([d_g[0].sum(0), d_g[1].sum(0), d_rec_n.view(T * B, H).sum(0)])
-    return d_w, d_b
+        d_b = None if d_b is None else d_b.view(G * H)
+        return d_pre.permute(0, 2, 1, 3), d_w.view(G * H, H), d_b, dh, d_c0, None, None, None, None, None
 
 
 def run(kind, xw, w_hh, b_hh, h0, c0, mask, act, ract, reset_after):
