@@ -98,3 +98,30 @@ def test_help_explains():
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         main(["fit", "--help"])
     assert "--num_threads" in out.getvalue()
+
+
+def test_ddp_two_cpu_processes(jena_dir, tmp_path):
+    """`python -m seqlight` re-launches itself for DDP; both ranks train on their shard of the same rows."""
+    import subprocess
+    import sys
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "jena_dense.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqlight", "fit", "--config", str(config), "--data.init_args.source", "synthetic",
+         "--data.init_args.data_dir", str(jena_dir), "--data.init_args.steps_per_epoch", "4",
+         "--data.init_args.val_steps", "2", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar=false",
+         "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp", "--num_threads", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stderr + proc.stdout
+    assert "best validation MAE" in proc.stdout
+    assert (tmp_path / "runs" / "jena_dense" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_mixed_precision_bf16(jena_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = Path(__file__).resolve().parents[1] / "configs" / "jena_gru.yaml"
+    run(["fit", "--config", str(config), "--data.init_args.source", "synthetic", "--data.init_args.data_dir",
+         str(jena_dir), "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed",
+         "--trainer.enable_progress_bar=false"])
