@@ -130,3 +130,16 @@ def test_cpu_bf16_autocast_trains(cls, kw):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             half, _ = layer(x)
     torch.testing.assert_close(half.float(), full, atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_batch_first_false_is_time_major(fused):
+    torch.manual_seed(0)
+    a = GRU(I, H, use_fused=fused).double()
+    b = GRU(I, H, batch_first=False, use_fused=fused).double()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(3, 7, I, dtype=torch.float64)
+    ya, ha = a(x)
+    yb, hb = b(x.transpose(0, 1))
+    torch.testing.assert_close(yb.transpose(0, 1), ya)
+    torch.testing.assert_close(hb, ha)

@@ -106,13 +106,25 @@ class _Recurrence(torch.autograd.Function):
         hs[0] = h0
         saved = []
         c = c0
+        w_t = w_hh.t()  # (H, G*H): without masks every gate's recurrent matmul is one mm
         for t in range(T):
             x, h = _gates(xw, t), hs[t]
-            hm = _step_inputs(h, mask, G)
+            if mask is None:
+                hm = h.expand(G, B, H)
+                if kind == "gru" and not reset_after:
+                    hh = torch.mm(h, w_t[:, : 2 * H]).view(B, 2, H).transpose(0, 1)
+                else:
+                    hh = (torch.mm(h, w_t) if bias is None else torch.addmm(b_hh, h, w_t)).view(B, G, H).transpose(0, 1)
+            else:
+                hm = h * mask
+                if kind == "gru" and not reset_after:
+                    hh = torch.bmm(hm[:2], wt[:2])
+                else:
+                    hh = torch.bmm(hm, wt) if bias is None else torch.baddbmm(bias, hm, wt)
             if kind == "simple_rnn":
-                hs[t + 1] = f(torch.addmm(x[0], hm[0], wt[0]))
+                hs[t + 1] = f(x[0] + hh[0])
             elif kind == "lstm":
-                a = torch.baddbmm(x, hm, wt)
+                a = x + hh
                 ifo = fr(a[[0, 1, 3]])
                 g = f(a[2])
                 c = torch.addcmul(ifo[1] * c, ifo[0], g)
@@ -120,13 +132,11 @@ class _Recurrence(torch.autograd.Function):
                 torch.mul(ifo[2], tc, out=hs[t + 1])
                 saved.append((ifo, g, c, tc))
             elif reset_after:
-                hh = torch.baddbmm(bias, hm, wt)
                 rz = fr(x[:2] + hh[:2])
                 n = f(torch.addcmul(x[2], rz[0], hh[2]))
                 torch.addcmul(n, rz[1], h - n, out=hs[t + 1])
                 saved.append((rz, n, hh[2]))
             else:
-                hh = torch.bmm(hm[:2], wt[:2])
                 rz = fr(x[:2] + hh)
                 n = f(torch.addmm(x[2], rz[0] * hm[2], wt[2]))
                 torch.addcmul(n, rz[1], h - n, out=hs[t + 1])
