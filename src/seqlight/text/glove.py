@@ -199,14 +199,13 @@ def _fast_parse(path: Path, dim: int | None) -> tuple[list[str], np.ndarray] | N
         with _open_text(path, dim) as stream:
             head = stream.peek(1 << 16) if hasattr(stream, "peek") else b""
             first = head.split(b"\n", 1)[0]
-            ncols = first.count(b" ") + 1 if dim is None else dim + 1
-            if ncols < 2:
+            ncols = first.count(b" ") + 1
+            if ncols < 2 or (dim is not None and ncols != dim + 1):
                 return None
             frame = pd.read_csv(
                 stream,
                 sep=" ",
                 header=None,
-                names=range(ncols),
                 dtype={i: (object if i == 0 else np.float32) for i in range(ncols)},
                 engine="c",
                 quoting=csv.QUOTE_NONE,
@@ -216,7 +215,7 @@ def _fast_parse(path: Path, dim: int | None) -> tuple[list[str], np.ndarray] | N
             )
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, IndexError):
         return None
-    if len(frame) == 0:
+    if len(frame) == 0 or frame.shape[1] != ncols:
         return None
     vectors = np.empty((ncols - 1, len(frame)), dtype=np.float32)
     for j in range(1, ncols):
