@@ -4,7 +4,8 @@
 ``README`` and ``imdb.vocab``) with reviews whose label can be learned:
 
 - every review is filler words with sentence punctuation, capitals and ``<br />`` tags (so the Keras
-  tokenizer's filters and lower-casing matter), and a few *sentiment phrases*;
+  tokenizer's filters and lower-casing matter), a few *sentiment phrases* anywhere, and one closing
+  verdict ("overall this movie was ...") at the end, inside the 20-word window of the book's 6.1.2;
 - a positive review's phrases are positive words ("great") or negated negative ones ("not awful"); a
   negative review's are negative words or negated positive ones ("not great"). A bag of words sees "not"
   and "great" in both classes: the negated reviews need word order, which is what the recurrent models of
@@ -37,7 +38,7 @@ def synthetic_vocabulary(n_filler: int = 400, seed: int = 0) -> list[str]:
     """Filler words: distinct pronounceable nonsense words (two or three syllables)."""
     rng = np.random.RandomState(seed)
     words: list[str] = []
-    seen = set(POSITIVE) | set(NEGATIVE) | {"not", "the", "a", "this", "movie", "film", "was", "is", "br"}
+    seen = set(POSITIVE) | set(NEGATIVE) | {"not", "the", "a", "this", "movie", "film", "was", "is", "br", "overall"}
     while len(words) < n_filler:
         w = "".join(_SYLLABLES[i] for i in rng.randint(len(_SYLLABLES), size=rng.randint(2, 4)))
         if w not in seen:
@@ -47,17 +48,20 @@ def synthetic_vocabulary(n_filler: int = 400, seed: int = 0) -> list[str]:
 
 
 def _review(rng: np.random.RandomState, label: int, filler: list[str], negated_share: float) -> str:
-    n = rng.randint(20, 160)
+    n = rng.randint(15, 120)
     # Zipf-like filler distribution, so the vocabulary has a long tail as real text does
     ranks = np.minimum(rng.zipf(1.3, size=n) - 1, len(filler) - 1)
     words = [filler[r] for r in ranks]
-    for _ in range(rng.randint(2, 5)):
+    def phrase() -> list[str]:
         negated = rng.rand() < negated_share
         good = (label == 1) != negated
         word = (POSITIVE if good else NEGATIVE)[rng.randint(len(POSITIVE))]
-        phrase = ["not", word] if negated else [word]
+        return ["this", "movie", "was"] + (["not", word] if negated else [word])
+
+    for _ in range(rng.randint(1, 4)):
         pos = rng.randint(len(words) + 1)
-        words[pos:pos] = ["this", "movie", "was"] + phrase
+        words[pos:pos] = phrase()
+    words += ["overall"] + phrase()  # a closing verdict, within the book's 20-word window of 6.1.2
     out = []
     for i, w in enumerate(words):
         if i == 0 or out[-1].endswith("."):
@@ -87,7 +91,7 @@ def make_synthetic_acl_imdb(
     """
     dest = Path(dest)
     n_test_per_class = n_per_class if n_test_per_class is None else n_test_per_class
-    tag = f"n={n_per_class},test={n_test_per_class},seed={seed},negated={negated_share},v=1"
+    tag = f"n={n_per_class},test={n_test_per_class},seed={seed},negated={negated_share},v=2"
     final = dest / "aclImdb"
     marker = final / _MARKER
     if marker.exists() and marker.read_text() == tag:
@@ -110,7 +114,7 @@ def make_synthetic_acl_imdb(
             f"seqlight.data.imdb_synthetic ({tag}). Not real data.\n",
             encoding="utf-8",
         )
-        vocab = sorted(set(filler) | set(POSITIVE) | set(NEGATIVE) | {"not", "this", "movie", "was", "br"})
+        vocab = sorted(set(filler) | set(POSITIVE) | set(NEGATIVE) | {"not", "this", "movie", "was", "br", "overall"})
         (root / "imdb.vocab").write_text("\n".join(vocab) + "\n", encoding="utf-8")
         (root / _MARKER).write_text(tag)
         if final.exists():
@@ -138,7 +142,7 @@ def make_synthetic_glove(dest: str | os.PathLike, dim: int = 100, seed: int = 0,
     u = rng.randn(dim)
     u /= np.linalg.norm(u)
     filler = synthetic_vocabulary(seed=seed)
-    words = ["the", "this", "movie", "was", "not", "br", *POSITIVE, *NEGATIVE, *filler[:-20]]
+    words = ["the", "this", "movie", "was", "not", "br", "overall", *POSITIVE, *NEGATIVE, *filler[:-20]]
     words += [f"extra{i}" for i in range(n_extra)]
     vecs = rng.randn(len(words), dim) * 0.3
     for i, w in enumerate(words):
