@@ -190,3 +190,21 @@ def test_real_imdb_training_reviews_match_keras(real_texts):
     sample = real_texts[::125]  # 200 reviews, both classes
     for mode in ("binary", "count", "freq", "tfidf"):
         np.testing.assert_allclose(s.texts_to_matrix(sample, mode), k.texts_to_matrix(sample, mode), rtol=0, atol=1e-6)
+
+
+def test_sequences_of_the_fitted_texts_and_of_other_texts_agree():
+    # texts_to_sequences reuses the token ids of the texts it was just fitted on (same objects);
+    # equal texts that are other objects, a mutated list, and a changed num_words must give the same answers
+    texts = [t * 3 for t in CORPUS] * 700  # > one chunk
+    k, s = _pair(num_words=9)
+    k.fit_on_texts(texts)
+    s.fit_on_texts(texts)
+    expected = k.texts_to_sequences(texts)
+    assert s.texts_to_sequences(texts) == expected
+    assert s.texts_to_sequences([(t + ".")[:-1] for t in texts]) == expected
+    texts[3] = "homework homework cat"
+    assert s.texts_to_sequences(texts) == k.texts_to_sequences(texts)
+    k.num_words = s.num_words = 4
+    assert s.texts_to_sequences(texts) == k.texts_to_sequences(texts)
+    s.oov_token = k.oov_token = "cat"
+    assert s.texts_to_sequences(texts) == k.texts_to_sequences(texts)

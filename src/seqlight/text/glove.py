@@ -5,7 +5,8 @@ official ``glove.6B.zip``. The text is parsed by pandas' C parser (numbers) plus
 (words and field counts), several times faster than the book's ``line.split()`` loop, and gives the same
 float32 values. The first read writes a cache next to the file (``<file>.seqlight-cache.npy`` with the
 vectors and ``<file>.seqlight-cache.json`` with the words and the source's size, mtime and a digest of its
-first and last MiB); later reads of an unchanged file load the cache in a fraction of a second. If the
+first and last MiB); later reads of an unchanged file load the cache in a fraction of a second (the
+vectors then come as a read-only memory map of the ``.npy``; ``np.array(v.vectors)`` copies them). If the
 folder is not writable (a read-only dataset share), the cache goes to ``$SEQLIGHT_CACHE`` or
 ``~/.cache/seqlight/glove`` instead.
 
@@ -294,7 +295,7 @@ def _load_cache(npy: Path, meta_path: Path, key: dict, path: Path) -> GloveVecto
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("source") != key:
             return None
-        vectors = np.load(npy)
+        vectors = np.load(npy, mmap_mode="r")  # read-only, paged in on use: the reload costs ~the word list
         words = meta["words"]
         if vectors.shape != (len(words), meta["dim"]):
             return None

@@ -38,7 +38,7 @@ import tempfile
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from itertools import count, repeat
-from operator import itemgetter
+from operator import is_, itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,18 @@ def text_to_word_sequence(text: str, filters: str = DEFAULT_FILTERS, lower: bool
     if lower:
         text = text.lower()
     return [w for w in text.translate(_translation(filters, split)).split(split) if w]
+
+
+def _split_docs(ids: np.ndarray):
+    """Per-document index lists from one id array where -1 separates documents and 0 marks dropped tokens."""
+    bounds = np.concatenate(([-1], np.flatnonzero(ids == -1), [len(ids)]))
+    kept = ids > 0
+    before = np.concatenate(([0], np.cumsum(kept)))
+    flat = ids[kept].tolist()
+    starts, ends = before[bounds[:-1] + 1].tolist(), before[bounds[1:]].tolist()
+    if ids.size and ids[-1] == -1:  # a trailing separator closes the last document
+        starts, ends = starts[:-1], ends[:-1]
+    return (flat[s:e] for s, e in zip(starts, ends))
 
 
 class Tokenizer:
@@ -106,6 +118,7 @@ class Tokenizer:
         self.document_count = document_count
         self.word_counts: OrderedDict[str, int] = OrderedDict()
         self._pending: list = []  # token ids of fitted corpora whose document frequencies are not counted yet
+        self._fitted_corpus: tuple | None = None  # (texts, token ids, id -> word, special ids) of the last fit
         self._word_docs: defaultdict[str, int] = defaultdict(int)
         self._index_docs: defaultdict[int, int] = defaultdict(int)
         self.word_index: dict[str, int] = {}
@@ -176,6 +189,7 @@ class Tokenizer:
         """Update the vocabulary from ``texts`` (may be called several times, as in Keras)."""
         texts = list(self._check_texts(texts))
         self._flush_docs()
+        self._fitted_corpus = None
         if self._fast_path_ok(texts):
             counts = self._fit_corpus(texts)
         else:
@@ -208,14 +222,17 @@ class Tokenizer:
         get_id = vocab.__getitem__
         batches = []
         for tokens in self._chunks(texts):
-            batches.append(np.fromiter(map(get_id, tokens), dtype=np.int64, count=len(tokens)))
+            batches.append(np.array(list(map(get_id, tokens)), dtype=np.int64))
             batches.append(sep)
         ids = np.concatenate(batches) if batches else np.empty(0, np.int64)
         words = list(vocab)
+        # Kept for texts_to_sequences on these same texts (the book's listing 6.9) until the next fit.
+        self._fitted_corpus = (list(texts), ids, words, None)
         totals = np.bincount(ids, minlength=len(words))
         totals[: len(self.word_counts)] += np.fromiter(self.word_counts.values(), np.int64, len(self.word_counts))
         special = {vocab[""] if "" in vocab else -1, vocab[_SEP] if _SEP in vocab else -1}
         self._pending.append((ids, words, special))
+        self._fitted_corpus = self._fitted_corpus[:3] + (special,)
         return {w: c for i, (w, c) in enumerate(zip(words, totals.tolist())) if i not in special}
 
     # -- document frequencies (computed on first use) -------------------------------------------------
@@ -275,11 +292,13 @@ class Tokenizer:
 
     # -- conversion ---------------------------------------------------------------------------------
     def _index_lookup(self) -> dict[str, int]:
-        """word -> index for the words that survive ``num_words`` (cached until the next fit)."""
-        if self._lookup is None:
+        """word -> index for the words that survive ``num_words`` (cached while they and word_index stay the same)."""
+        key = (self.num_words, id(self.word_index), len(self.word_index))
+        if self._lookup is None or self._lookup[0] != key:
             n = self.num_words
-            self._lookup = self.word_index if n is None else {w: i for w, i in self.word_index.items() if i < n}
-        return self._lookup
+            words = self.word_index if n is None else {w: i for w, i in self.word_index.items() if i < n}
+            self._lookup = (key, words)
+        return self._lookup[1]
 
     def texts_to_sequences(self, texts: Iterable[str]) -> list[list[int]]:
         """Each text as a list of word indices (unknown words and indices ``>= num_words`` dropped, or OOV)."""
@@ -297,13 +316,18 @@ class Tokenizer:
             table[""] = 0
             table[_SEP] = -1
             default = 0 if oov is None else oov
+            fitted = self._fitted_corpus
+            if fitted is not None and len(fitted[0]) == len(texts) and all(map(is_, fitted[0], texts)):
+                # the very texts (the same str objects) of the last fit: map its token ids, no re-tokenizing
+                _, ids, words, special = fitted
+                rank = np.fromiter((table.get(w, default) for w in words), dtype=np.int64, count=len(words))
+                for i in special:
+                    if i >= 0:
+                        rank[i] = -1 if words[i] == _SEP else 0
+                yield from _split_docs(rank[ids])
+                return
             for tokens in self._chunks(texts):
-                ids = np.fromiter(map(table.get, tokens, repeat(default)), dtype=np.int64, count=len(tokens))
-                bounds = np.concatenate(([-1], np.flatnonzero(ids == -1), [len(ids)]))
-                kept = ids > 0
-                before = np.concatenate(([0], np.cumsum(kept)))
-                flat = ids[kept].tolist()
-                yield from (flat[s:e] for s, e in zip(before[bounds[:-1] + 1].tolist(), before[bounds[1:]].tolist()))
+                yield from _split_docs(np.array(list(map(table.get, tokens, repeat(default))), dtype=np.int64))
             return
         for pos, text in enumerate(texts):
             toks = self._tokens(text, pos)
