@@ -32,6 +32,8 @@ Example (the book's listing 6.3):
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import tempfile
@@ -66,6 +68,18 @@ def text_to_word_sequence(text: str, filters: str = DEFAULT_FILTERS, lower: bool
     if lower:
         text = text.lower()
     return [w for w in text.translate(_translation(filters, split)).split(split) if w]
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Pause the cyclic garbage collector around millions of short-lived allocations (none form cycles)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _split_docs(ids: np.ndarray):
@@ -191,7 +205,8 @@ class Tokenizer:
         self._flush_docs()
         self._fitted_corpus = None
         if self._fast_path_ok(texts):
-            counts = self._fit_corpus(texts)
+            with _no_gc():
+                counts = self._fit_corpus(texts)
         else:
             counts = Counter(self.word_counts)  # insertion order = first appearance
             docs = Counter()
@@ -304,7 +319,8 @@ class Tokenizer:
         """Each text as a list of word indices (unknown words and indices ``>= num_words`` dropped, or OOV)."""
         if not isinstance(texts, list):
             texts = list(self._check_texts(texts))
-        return list(self.texts_to_sequences_generator(texts))
+        with _no_gc():
+            return list(self.texts_to_sequences_generator(texts))
 
     def texts_to_sequences_generator(self, texts: Iterable[str]):
         lookup = self._index_lookup()
