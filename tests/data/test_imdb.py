@@ -225,3 +225,45 @@ def test_synthetic_glove_file_is_glove_format(tmp_path):
     pos = np.mean([v[w] for w in POSITIVE], 0)
     neg = np.mean([v[w] for w in NEGATIVE], 0)
     assert np.linalg.norm(pos - neg) > 2.0  # the sentiment direction the pretrained model can use
+
+
+def test_downloads_are_pinned_verified_and_unpacked(tmp_path, monkeypatch):
+    """The official URLs and digests go to download.fetch; what it returns is unpacked (tarball, zip member)."""
+    import io
+    import tarfile
+    import zipfile
+
+    import seqlight.data.imdb as imdb
+
+    calls = []
+    src = tmp_path / "src"
+    make_synthetic_acl_imdb(src, n_per_class=3)
+    tarball = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        tf.add(src / "aclImdb", arcname="aclImdb")
+    glove_zip = tmp_path / "glove.6B.zip"
+    with zipfile.ZipFile(glove_zip, "w") as zf:
+        zf.writestr("glove.6B.16d.txt", (make_synthetic_glove(tmp_path / "g", dim=16)).read_text())
+
+    def fake_fetch(url, dest, checksum=None, timeout=30):
+        calls.append((url, Path(dest).name, checksum))
+        if url == imdb.KERAS_IMDB_URL:
+            raise imdb.DownloadError("offline")
+        return tarball if url == imdb.ACL_IMDB_URL else glove_zip
+
+    monkeypatch.setattr(imdb, "fetch", fake_fetch)
+    data = tmp_path / "data"
+    dm = ImdbDataModule(data_dir=str(data), source="real", glove="auto", embedding_dim=16, training_samples=2,
+                        validation_samples=2)  # fmt: skip
+    dm.setup("fit")
+    assert calls == [
+        ("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", "aclImdb_v1.tar.gz", "sha256:" + imdb.ACL_IMDB_SHA256),
+        ("https://nlp.stanford.edu/data/glove.6B.zip", "glove.6B.zip", "md5:056ea991adb4740ac6bf1b6d9b50408b"),
+    ]
+    assert (data / "aclImdb" / "train" / "pos").is_dir() and (data / "glove.6B.16d.txt").is_file()
+    assert dm.embedding_matrix.shape == (10000, 16) and "downloaded" in dm.source_description
+    k = KerasImdbDataModule(data_dir=str(tmp_path / "data2"), source="real", maxlen=10)
+    k.prepare_data()
+    assert calls[2] == ("https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz", "imdb.npz",
+                        "sha256:69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f")  # fmt: skip
+    assert "indexed by seqlight's Tokenizer" in k.source_description  # no imdb.npz: built from the raw reviews

@@ -47,6 +47,7 @@ from seqlight.text import Tokenizer, embedding_coverage, embedding_matrix, load_
 __all__ = [
     "ACL_IMDB_URL",
     "ACL_IMDB_MD5",
+    "ACL_IMDB_SHA256",
     "KERAS_IMDB_URL",
     "KERAS_IMDB_SHA256",
     "ImdbDataError",
@@ -62,8 +63,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACL_IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-# torchtext's IMDB pins this md5; TFDS pins sha256 c40f74a1...58fe for the same file (not checked here)
+# Digests of the official files, each pinned by several independent public loaders (found with a code
+# search): aclImdb md5 by torchtext/paddle/pooch users, sha256 by TFDS-style loaders and Julia's MLDatasets;
+# imdb.npz sha256 by keras.datasets.imdb itself; glove.6B.zip md5 by torchtext-era loaders (no sha256 found).
 ACL_IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+ACL_IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 KERAS_IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 KERAS_IMDB_SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
 GLOVE_6B_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
@@ -143,9 +147,9 @@ def locate_acl_imdb(data_dir: str | os.PathLike, extract_dir: str | os.PathLike 
 
 
 def download_acl_imdb(data_dir: str | os.PathLike, timeout: float = 30.0) -> Path:
-    """Download ``aclImdb_v1.tar.gz`` (md5-verified, atomic) into ``data_dir`` and unpack it there."""
+    """Download ``aclImdb_v1.tar.gz`` (sha256-verified, atomic) into ``data_dir`` and unpack it there."""
     data_dir = Path(data_dir)
-    tarball = fetch(ACL_IMDB_URL, data_dir / "aclImdb_v1.tar.gz", f"md5:{ACL_IMDB_MD5}", timeout=timeout)
+    tarball = fetch(ACL_IMDB_URL, data_dir / "aclImdb_v1.tar.gz", f"sha256:{ACL_IMDB_SHA256}", timeout=timeout)
     return extract_tar(tarball, "aclImdb", data_dir)
 
 
