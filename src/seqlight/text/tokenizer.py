@@ -13,6 +13,14 @@ test suite checks them against that package on the real IMDB reviews:
 - ``texts_to_matrix`` / ``sequences_to_matrix`` modes ``binary``, ``count``, ``freq`` (count / length of the
   sequence) and ``tfidf`` (``(1 + ln c) * ln(1 + document_count / (1 + df))``).
 
+Speed: a list of ``str`` texts is processed a chunk at a time (lower-case each text, filter the joined chunk
+once, split once, count by integer ids), document frequencies are counted only when first needed, and the
+cyclic garbage collector is paused meanwhile. ``texts_to_sequences`` on the very list just fitted (the same
+``str`` objects, checked one by one; the book's listing 6.9) maps the token ids kept from the fit instead
+of tokenizing again; the Tokenizer holds those ids and a reference to the texts until its next fit. Other
+inputs (generators, token lists, ``char_level``, texts containing NUL) take a per-text path with the
+same results.
+
 Deliberate differences from Keras, all raising where Keras would silently misbehave:
 
 - ``num_words`` < 1 raises ``ValueError`` (Keras treats 0 like ``None``);
