@@ -34,7 +34,7 @@ def test_gradcheck_custom_loop(cls, kw, masked):
     G = layer.gates
     kind = layer.kind
     gen = torch.Generator().manual_seed(1)
-    xw = torch.randn(T, B, G, H, dtype=torch.float64, generator=gen, requires_grad=True)
+    xw = torch.randn(G, T, B, H, dtype=torch.float64, generator=gen, requires_grad=True)
     w_hh = (0.5 * torch.randn(G * H, H, dtype=torch.float64, generator=gen)).requires_grad_()
     b_hh = torch.randn(G * H, dtype=torch.float64, generator=gen, requires_grad=True) if kind == "gru" and layer.reset_after else None
     h0 = torch.randn(B, H, dtype=torch.float64, generator=gen, requires_grad=True)

@@ -1,7 +1,7 @@
 """The custom recurrent loop: what runs when PyTorch's fused kernels cannot express Keras's semantics.
 
 Input: the input projections of every timestep, computed before the loop in one matmul,
-``xw[t, :, g] = x_t W_g^T + b_g`` with shape ``(T, B, G, H)`` (gates in storage order: GRU r, z, n; LSTM
+``xw[g, t] = x_t W_g^T + b_g`` with shape ``(G, T, B, H)`` (gates in storage order: GRU r, z, n; LSTM
 i, f, g, o). Each step then does one batched recurrent matmul (``bmm`` over the gates) and a handful of
 elementwise ops.
 
@@ -57,13 +57,13 @@ def _step_inputs(h: Tensor, mask: Tensor | None, G: int) -> Tensor:
 
 
 def _gates(xw: Tensor, t: int) -> Tensor:
-    """Step ``t`` of the ``(T, B, G, H)`` input projections as a ``(G, B, H)`` view (no copy)."""
-    return xw[t].transpose(0, 1)
+    """Step ``t`` of the ``(G, T, B, H)`` input projections: a ``(G, B, H)`` view (no copy)."""
+    return xw[:, t]
 
 
 # ---------------------------------------------------------------------------------------------- autograd
 def _autograd_loop(kind, xw, w_hh, b_hh, h, c, mask, act, ract, reset_after):
-    T, B, G, H = xw.shape
+    G, T, B, H = xw.shape
     f, fr = ACTIVATIONS[act], ACTIVATIONS[ract]
     wt = w_hh.view(G, H, H).transpose(1, 2)
     bias = None if b_hh is None else b_hh.view(G, 1, H)
@@ -94,11 +94,11 @@ def _autograd_loop(kind, xw, w_hh, b_hh, h, c, mask, act, ract, reset_after):
 
 # ---------------------------------------------------------------------------------------------- hand-written backward
 class _Recurrence(torch.autograd.Function):
-    """The loop with a hand-written backward. ``xw``: ``(T, B, G, H)`` input projections."""
+    """The loop with a hand-written backward. ``xw``: ``(G, T, B, H)`` input projections."""
 
     @staticmethod
     def forward(ctx, xw, w_hh, b_hh, h0, c0, mask, kind, act, ract, reset_after):
-        T, B, G, H = xw.shape
+        G, T, B, H = xw.shape
         f, fr = ACTIVATIONS[act], ACTIVATIONS[ract]
         wt = w_hh.view(G, H, H).transpose(1, 2)
         bias = None if b_hh is None else b_hh.view(G, 1, H)
@@ -143,8 +143,10 @@ class _Recurrence(torch.autograd.Function):
                 saved.append((rz, n))
         ctx.kind, ctx.act, ctx.ract, ctx.reset_after = kind, act, ract, reset_after
         ctx.has_bias = b_hh is not None
-        extra = [torch.stack(s, 0) for s in zip(*saved)] if saved else []
-        ctx.save_for_backward(w_hh, c0, mask, hs, *extra)
+        # Per-step intermediates stay a list of small tensors: stacking them would copy them into fresh
+        # (page-faulted) memory for nothing.
+        ctx.extra = [list(s) for s in zip(*saved)] if saved else []
+        ctx.save_for_backward(w_hh, c0, mask, hs)
         out = hs[1:]
         return out, hs[T], (c if c0 is not None else None)
 
@@ -154,17 +156,18 @@ class _Recurrence(torch.autograd.Function):
         # Everything is computed one step at a time on (B, H) tensors: large temporaries cost more than
         # the extra small ops (every fresh megabyte is page-faulted in), so the only large buffer is the
         # gradient of the input projections, which is returned.
-        w_hh, c0, mask, hs, *extra = ctx.saved_tensors
+        w_hh, c0, mask, hs = ctx.saved_tensors
+        extra = ctx.extra
         kind, reset_after = ctx.kind, ctx.reset_after
         T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         G = w_hh.shape[0] // H
         w = w_hh.view(G, H, H)
         dact, dract = _DERIV_FROM_OUTPUT[ctx.act], _DERIV_FROM_OUTPUT[ctx.ract]
         dh = torch.zeros_like(hs[0]) if d_h is None else d_h.clone()
-        d_pre = hs.new_empty(T, G, B, H)  # gradient w.r.t. each gate's pre-activation == d xw
+        d_pre = hs.new_empty(G, T, B, H)  # gradient w.r.t. each gate's pre-activation == d xw
         d_w = torch.zeros_like(w)  # (G, H, H), accumulated step by step
-        d_b = torch.zeros(G, H, dtype=hs.dtype, device=hs.device) if ctx.has_bias else None
         buf = hs.new_empty(G, B, H)  # gradient w.r.t. each gate's recurrent input (h * mask)
+        d_rec_n = hs.new_empty(T, B, H) if ctx.has_bias else None  # GRU reset_after: d (h U_n + c_n)
         if kind == "lstm":
             ifo, g, cs, tc = extra
             dc = torch.zeros_like(c0) if d_c is None else d_c.clone()
@@ -173,7 +176,7 @@ class _Recurrence(torch.autograd.Function):
         for t in range(T - 1, -1, -1):
             if d_out is not None:
                 dh = dh + d_out[t]
-            dp = d_pre[t]
+            dp = d_pre[:, t]
             h_in = _step_inputs(hs[t], mask, G)  # what each gate's recurrent matmul saw
             if kind == "simple_rnn":
                 torch.mul(dh, dact(hs[t + 1]), out=dp[0])
@@ -198,12 +201,10 @@ class _Recurrence(torch.autograd.Function):
                 torch.mul(dh * (1 - z), dact(n), out=dp[2])
                 torch.mul(dh * (hs[t] - n), dract(z), out=dp[1])
                 if reset_after:
-                    d_rec_n = dp[2] * r  # gradient w.r.t. gate n's recurrent projection
+                    d_rn = torch.mul(dp[2], r, out=d_rec_n[t])  # gradient w.r.t. gate n's recurrent projection
                     torch.mul(dp[2] * extra[2][t], dract(r), out=dp[0])
-                    torch.mm(d_rec_n, w[2], out=buf[2])
-                    d_w[2].addmm_(d_rec_n.t(), h_in[2])
-                    d_b[:2] += dp[:2].sum(1)
-                    d_b[2] += d_rec_n.sum(0)
+                    torch.mm(d_rn, w[2], out=buf[2])
+                    d_w[2].addmm_(d_rn.t(), h_in[2])
                 else:
                     d_rh = torch.mm(dp[2], w[2])  # gradient w.r.t. r * hm_n
                     torch.mul(d_rh * h_in[2], dract(r), out=dp[0])
@@ -216,14 +217,16 @@ class _Recurrence(torch.autograd.Function):
                 buf.mul_(mask)
             dh = buf.sum(0) if carry is None else torch.add(carry, buf.sum(0))
         d_c0 = dc if kind == "lstm" else None
-        d_b = None if d_b is None else d_b.view(G * H)
-        return d_pre.permute(0, 2, 1, 3), d_w.view(G * H, H), d_b, dh, d_c0, None, None, None, None, None
+        d_b = None
+        if ctx.has_bias:  # the recurrent bias of gates r, z gets what their pre-activations got
+            d_b = torch.cat([d_pre[:2].sum((1, 2)).view(-1), d_rec_n.sum((0, 1))])
+        return d_pre, d_w.view(G * H, H), d_b, dh, d_c0, None, None, None, None, None
 
 
 def run(kind, xw, w_hh, b_hh, h0, c0, mask, act, ract, reset_after):
     """Run the loop; return ``(output (B, T, H), h_T, c_T or None)``.
 
-    ``xw``: input projections ``(T, B, G, H)``; ``w_hh``: ``(G*H, H)``; ``b_hh``: ``(G*H,)`` or None;
+    ``xw``: input projections ``(G, T, B, H)``; ``w_hh``: ``(G*H, H)``; ``b_hh``: ``(G*H,)`` or None;
     ``mask``: per-sample recurrent dropout masks ``(G, B, H)`` or None.
     """
     if kind != "lstm":

@@ -254,17 +254,18 @@ class KerasRecurrent(nn.Module):
     def _custom_layer(self, k, x, state, in_mask, rec_mask):
         w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
         G, H = self.gates, self.hidden_size
-        T, B = x.shape[1], x.shape[0]
-        x = x.transpose(0, 1)  # (T, B, in): the projections come out time-major, ready for the loop
-        if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate: block-diagonal kernel
-            xm = x.unsqueeze(2) * in_mask.transpose(0, 1)  # (T, B, G, in)
-            kernel = torch.block_diag(*w_ih.view(G, H, -1).transpose(1, 2).unbind(0))  # (G*in, G*H)
-            xw = torch.addmm(b_ih, xm.reshape(T * B, -1), kernel)
+        B, T = x.shape[0], x.shape[1]
+        x = x.transpose(0, 1)  # (T, B, in): the projections come out gate- and time-major for the loop
+        kernel = w_ih.view(G, H, -1).transpose(1, 2)  # (G, in, H)
+        bias = b_ih.view(G, 1, H)
+        if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate
+            xm = x.unsqueeze(0) * in_mask.unsqueeze(1)  # (G, T, B, in)
+            xw = torch.baddbmm(bias, xm.reshape(G, T * B, -1), kernel)
         else:
             if in_mask is not None:
                 x = x * in_mask
-            xw = torch.addmm(b_ih, x.reshape(T * B, -1), w_ih.t())  # all timesteps in one matmul
-        xw = xw.view(T, B, G, H)
+            xw = torch.baddbmm(bias, x.reshape(1, T * B, -1).expand(G, -1, -1), kernel)  # all steps at once
+        xw = xw.view(G, T, B, H)
         if rec_mask is not None and rec_mask.dim() == 2:  # batch-shared: fold into the weights
             w_hh = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
             rec_mask = None
