@@ -2,20 +2,20 @@
 
 Input: the input projections of every timestep, computed before the loop in one matmul,
 ``xw[g, t] = x_t W_g^T + b_g`` with shape ``(G, T, B, H)`` (gates in storage order: GRU r, z, n; LSTM
-i, f, g, o). Each step then does one batched recurrent matmul (``bmm`` over the gates) and a handful of
-elementwise ops.
+i, f, g, o). Each step then does the recurrent matmul (one ``mm`` over all gates, or one ``bmm`` when
+every gate sees its own recurrent-dropout mask) and a handful of elementwise ops.
 
 Two implementations of the same equations:
 
 - :class:`_Recurrence`, a ``torch.autograd.Function`` with a hand-written backward pass. The forward loop
-  keeps the gate activations; the backward pass derives every activation's derivative from its output
-  in bulk (``tanh' = 1 - y^2``, ``sigmoid' = y (1 - y)``, ``hard_sigmoid' = 0.2`` inside (0, 1), ...),
-  so each backward step is again one ``bmm`` and a few multiplies, and the recurrent weight gradient is
-  one matmul over all timesteps after the loop. Measured on the Jena shape this is about twice as fast
-  as letting autograd record the loop.
+  keeps the gate activations; the backward loop derives every activation's derivative from its output
+  (``tanh' = 1 - y^2``, ``sigmoid' = y (1 - y)``, ``hard_sigmoid' = 0.2`` inside (0, 1), ...) and
+  accumulates the recurrent weight gradient step by step. Large temporaries are avoided on purpose:
+  on the test machine, every fresh megabyte costs more (page faults) than the small ops it would save.
+  On the Jena shape its backward pass measured 6-10x faster than autograd recording the loop. It is
+  differentiable once (no double backward).
 - :func:`_autograd_loop`, the plain loop recorded by autograd: used under autocast (where each op picks
-  its own precision), for activations without an output-only derivative (``elu``, ``softsign``), and
-  when double backward is needed (``create_graph``).
+  its own precision) and for activations without an output-only derivative (``elu``, ``softsign``).
 """
 
 from __future__ import annotations
@@ -171,56 +171,83 @@ class _Recurrence(torch.autograd.Function):
         if kind == "lstm":
             ifo, g, cs, tc = extra
             dc = torch.zeros_like(c0) if d_c is None else d_c.clone()
-        elif kind == "gru":
-            rzs, ns = extra[0], extra[1]
-        for t in range(T - 1, -1, -1):
-            if d_out is not None:
-                dh = dh + d_out[t]
-            dp = d_pre[:, t]
-            h_in = _step_inputs(hs[t], mask, G)  # what each gate's recurrent matmul saw
-            if kind == "simple_rnn":
-                torch.mul(dh, dact(hs[t + 1]), out=dp[0])
-                torch.mm(dp[0], w[0], out=buf[0])
-                d_w[0].addmm_(dp[0].t(), h_in[0])
-                carry = None
-            elif kind == "lstm":
-                i, f, o = ifo[t].unbind(0)
-                c_prev = c0 if t == 0 else cs[t - 1]
-                dct = torch.addcmul(dc, dh, o * dact(tc[t]))
-                torch.mul(dct * g[t], dract(i), out=dp[0])
-                torch.mul(dct * c_prev, dract(f), out=dp[1])
-                torch.mul(dct * i, dact(g[t]), out=dp[2])
-                torch.mul(dh * tc[t], dract(o), out=dp[3])
-                dc = dct * f
-                torch.bmm(dp, w, out=buf)
-                d_w.baddbmm_(dp.transpose(1, 2), h_in)
-                carry = None
-            else:
-                r, z = rzs[t].unbind(0)
-                n = ns[t]
-                torch.mul(dh * (1 - z), dact(n), out=dp[2])
-                torch.mul(dh * (hs[t] - n), dract(z), out=dp[1])
-                if reset_after:
-                    d_rn = torch.mul(dp[2], r, out=d_rec_n[t])  # gradient w.r.t. gate n's recurrent projection
-                    torch.mul(dp[2] * extra[2][t], dract(r), out=dp[0])
-                    torch.mm(d_rn, w[2], out=buf[2])
-                    d_w[2].addmm_(d_rn.t(), h_in[2])
+        if kind == "gru":
+            dh = _gru_backward(d_pre, d_w, d_rec_n, dh, d_out, hs, w, mask, extra, dact, dract, reset_after)
+        else:  # SimpleRNN and LSTM
+            for t in range(T - 1, -1, -1):
+                if d_out is not None:
+                    dh = dh + d_out[t]
+                dp = d_pre[:, t]
+                h_in = _step_inputs(hs[t], mask, G)  # what each gate's recurrent matmul saw
+                if kind == "simple_rnn":
+                    torch.mul(dh, dact(hs[t + 1]), out=dp[0])
+                    torch.mm(dp[0], w[0], out=buf[0])
+                    d_w[0].addmm_(dp[0].t(), h_in[0])
                 else:
-                    d_rh = torch.mm(dp[2], w[2])  # gradient w.r.t. r * hm_n
-                    torch.mul(d_rh * h_in[2], dract(r), out=dp[0])
-                    torch.mul(d_rh, r, out=buf[2])
-                    d_w[2].addmm_(dp[2].t(), r * h_in[2])
-                torch.bmm(dp[:2], w[:2], out=buf[:2])
-                d_w[:2].baddbmm_(dp[:2].transpose(1, 2), h_in[:2])
-                carry = dh * z
-            if mask is not None:
-                buf.mul_(mask)
-            dh = buf.sum(0) if carry is None else torch.add(carry, buf.sum(0))
+                    i, f, o = ifo[t].unbind(0)
+                    c_prev = c0 if t == 0 else cs[t - 1]
+                    dct = torch.addcmul(dc, dh, o * dact(tc[t]))
+                    torch.mul(dct * g[t], dract(i), out=dp[0])
+                    torch.mul(dct * c_prev, dract(f), out=dp[1])
+                    torch.mul(dct * i, dact(g[t]), out=dp[2])
+                    torch.mul(dh * tc[t], dract(o), out=dp[3])
+                    dc = dct * f
+                    torch.bmm(dp, w, out=buf)
+                    d_w.baddbmm_(dp.transpose(1, 2), h_in)
+                if mask is not None:
+                    buf.mul_(mask)
+                dh = buf.sum(0)
         d_c0 = dc if kind == "lstm" else None
         d_b = None
         if ctx.has_bias:  # the recurrent bias of gates r, z gets what their pre-activations got
             d_b = torch.cat([d_pre[:2].sum((1, 2)).view(-1), d_rec_n.sum((0, 1))])
         return d_pre, d_w.view(G * H, H), d_b, dh, d_c0, None, None, None, None, None
+
+
+def _gru_backward(d_pre, d_w, d_rec_n, dh, d_out, hs, w, mask, extra, dact, dract, reset_after):
+    """The GRU's backward loop; fills ``d_pre`` (G, T, B, H), ``d_w`` (G, H, H) and ``d_rec_n``; returns dh_0.
+
+    Written for few Python operations per step: every per-step view is made once up front (``unbind``),
+    and the gates' recurrent matmuls are separate ``mm``s on contiguous ``(B, H)`` slices.
+    """
+    T = hs.shape[0] - 1
+    rzs, ns = extra[0], extra[1]
+    hh_ns = extra[2] if reset_after else None
+    d_r, d_z, d_n = (d.unbind(0) for d in d_pre.unbind(0))  # per gate, per step: contiguous (B, H)
+    h_prev = hs.unbind(0)
+    d_outs = d_out.unbind(0) if d_out is not None else None
+    d_rns = d_rec_n.unbind(0) if reset_after else None
+    w_r, w_z, w_n = w.unbind(0)
+    dw_r, dw_z, dw_n = d_w.unbind(0)
+    m_r, m_z, m_n = mask.unbind(0) if mask is not None else (None, None, None)
+    mul, mm = torch.mul, torch.mm
+    for t in range(T - 1, -1, -1):
+        if d_outs is not None:
+            dh = dh + d_outs[t]
+        r, z = rzs[t].unbind(0)
+        n, h = ns[t], h_prev[t]
+        hr, hz, hn = (h, h, h) if mask is None else (h * m_r, h * m_z, h * m_n)
+        dn, dz, dr = d_n[t], d_z[t], d_r[t]
+        mul(dh * (1 - z), dact(n), out=dn)
+        mul(dh * (h - n), dract(z), out=dz)
+        if reset_after:
+            d_rn = mul(dn, r, out=d_rns[t])  # gradient w.r.t. gate n's recurrent projection
+            mul(dn * hh_ns[t], dract(r), out=dr)
+            g_n = mm(d_rn, w_n)
+            dw_n.addmm_(d_rn.t(), hn)
+        else:
+            d_rh = mm(dn, w_n)  # gradient w.r.t. r * hm_n
+            mul(d_rh * hn, dract(r), out=dr)
+            g_n = d_rh * r
+            dw_n.addmm_(dn.t(), r * hn)
+        g_r, g_z = mm(dr, w_r), mm(dz, w_z)
+        dw_r.addmm_(dr.t(), hr)
+        dw_z.addmm_(dz.t(), hz)
+        if mask is None:
+            dh = dh * z + g_r + g_z + g_n
+        else:
+            dh = torch.addcmul(torch.addcmul(torch.addcmul(dh * z, g_r, m_r), g_z, m_z), g_n, m_n)
+    return dh
 
 
 def run(kind, xw, w_hh, b_hh, h0, c0, mask, act, ract, reset_after):
