@@ -169,31 +169,20 @@ class _Recurrence(torch.autograd.Function):
         buf = hs.new_empty(G, B, H)  # gradient w.r.t. each gate's recurrent input (h * mask)
         d_rec_n = hs.new_empty(T, B, H) if ctx.has_bias else None  # GRU reset_after: d (h U_n + c_n)
         if kind == "lstm":
-            ifo, g, cs, tc = extra
             dc = torch.zeros_like(c0) if d_c is None else d_c.clone()
         if kind == "gru":
             dh = _gru_backward(d_pre, d_w, d_rec_n, dh, d_out, hs, w, mask, extra, dact, dract, reset_after)
-        else:  # SimpleRNN and LSTM
+        elif kind == "lstm":
+            dh, dc = _lstm_backward(d_pre, d_w, dh, dc, d_out, hs, c0, w, mask, extra, dact, dract)
+        else:  # SimpleRNN
             for t in range(T - 1, -1, -1):
                 if d_out is not None:
                     dh = dh + d_out[t]
                 dp = d_pre[:, t]
                 h_in = _step_inputs(hs[t], mask, G)  # what each gate's recurrent matmul saw
-                if kind == "simple_rnn":
-                    torch.mul(dh, dact(hs[t + 1]), out=dp[0])
-                    torch.mm(dp[0], w[0], out=buf[0])
-                    d_w[0].addmm_(dp[0].t(), h_in[0])
-                else:
-                    i, f, o = ifo[t].unbind(0)
-                    c_prev = c0 if t == 0 else cs[t - 1]
-                    dct = torch.addcmul(dc, dh, o * dact(tc[t]))
-                    torch.mul(dct * g[t], dract(i), out=dp[0])
-                    torch.mul(dct * c_prev, dract(f), out=dp[1])
-                    torch.mul(dct * i, dact(g[t]), out=dp[2])
-                    torch.mul(dh * tc[t], dract(o), out=dp[3])
-                    dc = dct * f
-                    torch.bmm(dp, w, out=buf)
-                    d_w.baddbmm_(dp.transpose(1, 2), h_in)
+                torch.mul(dh, dact(hs[t + 1]), out=dp[0])
+                torch.mm(dp[0], w[0], out=buf[0])
+                d_w[0].addmm_(dp[0].t(), h_in[0])
                 if mask is not None:
                     buf.mul_(mask)
                 dh = buf.sum(0)
@@ -248,6 +237,44 @@ def _gru_backward(d_pre, d_w, d_rec_n, dh, d_out, hs, w, mask, extra, dact, drac
         else:
             dh = torch.addcmul(torch.addcmul(torch.addcmul(dh * z, g_r, m_r), g_z, m_z), g_n, m_n)
     return dh
+
+
+def _lstm_backward(d_pre, d_w, dh, dc, d_out, hs, c0, w, mask, extra, dact, dract):
+    """The LSTM's backward loop (same structure as :func:`_gru_backward`); returns ``(dh_0, dc_0)``."""
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    ifos, gs, cs, tcs = extra
+    d_i, d_f, d_g, d_o = (d.unbind(0) for d in d_pre.unbind(0))
+    h_prev = hs.unbind(0)
+    d_outs = d_out.unbind(0) if d_out is not None else None
+    w_i, w_f, w_g, w_o = w.unbind(0)
+    masks = mask.unbind(0) if mask is not None else None
+    mul, mm, addcmul = torch.mul, torch.mm, torch.addcmul
+    for t in range(T - 1, -1, -1):
+        if d_outs is not None:
+            dh = dh + d_outs[t]
+        i, f, o = ifos[t].unbind(0)
+        g, tc = gs[t], tcs[t]
+        c_prev = c0 if t == 0 else cs[t - 1]
+        dct = addcmul(dc, dh, o * dact(tc))
+        di, df, dg, do = d_i[t], d_f[t], d_g[t], d_o[t]
+        mul(dct * g, dract(i), out=di)
+        mul(dct * c_prev, dract(f), out=df)
+        mul(dct * i, dact(g), out=dg)
+        mul(dh * tc, dract(o), out=do)
+        dc = dct * f
+        if masks is None:
+            dh = mm(di, w_i).addmm_(df, w_f).addmm_(dg, w_g).addmm_(do, w_o)
+        else:
+            h = h_prev[t]
+            m_i, m_f, m_g, m_o = masks
+            for d_wg, d, m in zip(d_w.unbind(0), (di, df, dg, do), masks):
+                d_wg.addmm_(d.t(), h * m)
+            dh = addcmul(addcmul(addcmul(mm(di, w_i) * m_i, mm(df, w_f), m_f), mm(dg, w_g), m_g), mm(do, w_o), m_o)
+    if masks is None:  # every gate saw the same state: the weight gradient is one matmul per gate
+        hp = hs[:-1].reshape(T * B, H)
+        for d_wg, d in zip(d_w.unbind(0), d_pre.unbind(0)):
+            d_wg.addmm_(d.reshape(T * B, H).t(), hp)
+    return dh, dc
 
 
 def run(kind, xw, w_hh, b_hh, h0, c0, mask, act, ract, reset_after):
