@@ -17,7 +17,8 @@ Speed: a list of ``str`` texts is processed a chunk at a time (lower-case each t
 once, split once, count by integer ids), document frequencies are counted only when first needed, and the
 cyclic garbage collector is paused meanwhile. ``texts_to_sequences`` on the very list just fitted (the same
 ``str`` objects, checked one by one; the book's listing 6.9) maps the token ids kept from the fit instead
-of tokenizing again; the Tokenizer holds those ids and a reference to the texts until its next fit. Other
+of tokenizing again; the Tokenizer holds those ids (int32) and a reference to the texts until that call or
+its next fit, and the ids alone until ``word_docs``/``index_docs`` are first read. Other
 inputs (generators, token lists, ``char_level``, texts containing NUL) take a per-text path with the
 same results.
 
@@ -241,13 +242,13 @@ class Tokenizer:
         vocab: defaultdict[str, int] = defaultdict(count().__next__)
         for w in self.word_counts:
             vocab[w]
-        sep = np.array([vocab[_SEP]])  # marks document boundaries, also between chunks
+        sep = np.array([vocab[_SEP]], dtype=np.int32)  # marks document boundaries, also between chunks
         get_id = vocab.__getitem__
         batches = []
         for tokens in self._chunks(texts):
-            batches.append(np.array(list(map(get_id, tokens)), dtype=np.int64))
+            batches.append(np.array(list(map(get_id, tokens)), dtype=np.int32))
             batches.append(sep)
-        ids = np.concatenate(batches) if batches else np.empty(0, np.int64)
+        ids = np.concatenate(batches) if batches else np.empty(0, np.int32)
         words = list(vocab)
         # Kept for texts_to_sequences on these same texts (the book's listing 6.9) until the next fit.
         self._fitted_corpus = (list(texts), ids, words, None)
@@ -268,7 +269,7 @@ class Tokenizer:
             n = len(words)
             sep = next((i for i in special if i >= 0 and words[i] == _SEP), -1)
             doc = np.cumsum(ids == sep) if sep >= 0 else np.zeros(len(ids), np.int64)
-            keys = np.sort(doc * n + ids)
+            keys = np.sort(doc * n + ids.astype(np.int64))
             first = np.ones(len(keys), dtype=bool)
             np.not_equal(keys[1:], keys[:-1], out=first[1:])
             df = np.bincount(keys[first] % n, minlength=n).tolist()
@@ -344,6 +345,7 @@ class Tokenizer:
             if fitted is not None and len(fitted[0]) == len(texts) and all(map(is_, fitted[0], texts)):
                 # the very texts (the same str objects) of the last fit: map its token ids, no re-tokenizing
                 _, ids, words, special = fitted
+                self._fitted_corpus = None  # used once (the book's pattern); the ids stay only for word_docs
                 rank = np.fromiter((table.get(w, default) for w in words), dtype=np.int64, count=len(words))
                 for i in special:
                     if i >= 0:
