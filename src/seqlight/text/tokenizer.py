@@ -184,24 +184,26 @@ class Tokenizer:
             return False
         return all(type(t) is str for t in texts) and not any(_SEP in t for t in texts)
 
-    def _chunk_tokens(self, texts: list) -> list[str]:
-        """Tokens of ``texts`` in one list, documents separated by a ``"\\x00"`` token.
+    def _chunk_text(self, texts: list, joiner: str = _SEP) -> str:
+        """``texts`` lower-cased and filtered, joined by ``joiner`` (which contains the NUL separator).
 
         Lower-casing is per text (as Keras); the filter runs once over the joined chunk, on its UTF-8 bytes
         when ``filters`` and ``split`` are ASCII (a multi-byte UTF-8 sequence never contains an ASCII byte),
-        which is much faster than ``str.translate`` on non-ASCII text. Empty pieces stay in the list.
+        which is much faster than ``str.translate`` on non-ASCII text.
         """
         if self.lower:
             texts = [t.lower() for t in texts]
-        big = (self.split + _SEP + self.split).join(texts)
+        big = joiner.join(texts)
         if self._byte_table is not None:
             try:
-                big = big.encode("utf-8").translate(self._byte_table).decode("utf-8")
+                return big.encode("utf-8").translate(self._byte_table).decode("utf-8")
             except UnicodeError:  # lone surrogates: str.translate handles them
-                big = big.translate(self._table)
-        else:
-            big = big.translate(self._table)
-        return big.split(self.split)
+                pass
+        return big.translate(self._table)
+
+    def _chunk_tokens(self, texts: list) -> list[str]:
+        """Tokens of ``texts`` in one list, documents separated by a ``"\\x00"`` token; empty pieces stay."""
+        return self._chunk_text(texts, self.split + _SEP + self.split).split(self.split)
 
     def _chunks(self, texts: list):
         for i in range(0, len(texts), _CHUNK):
@@ -352,8 +354,13 @@ class Tokenizer:
                         rank[i] = -1 if words[i] == _SEP else 0
                 yield from _split_docs(rank[ids])
                 return
-            for tokens in self._chunks(texts):
-                yield from _split_docs(np.array(list(map(table.get, tokens, repeat(default))), dtype=np.int64))
+            get, sp = lookup.get, self.split
+            for start in range(0, len(texts), _CHUNK):
+                for doc in self._chunk_text(texts[start : start + _CHUNK]).split(_SEP):
+                    if oov is None:  # indices start at 1, so filter(None) drops exactly the unknown words
+                        yield list(filter(None, map(get, doc.split(sp))))
+                    else:
+                        yield list(map(get, filter(None, doc.split(sp)), repeat(oov)))
             return
         for pos, text in enumerate(texts):
             toks = self._tokens(text, pos)
