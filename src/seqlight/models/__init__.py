@@ -15,6 +15,10 @@ _LAZY = {
     "RecurrentForecaster": "recurrent_forecasters",
     "ConvForecaster": "recurrent_forecasters",
     "ConvGRUForecaster": "recurrent_forecasters",
+    "Classifier": "classifiers",
+    "EmbeddingClassifier": "classifiers",
+    "RecurrentClassifier": "classifiers",
+    "ConvClassifier": "classifiers",
 }
 
 

@@ -24,10 +24,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from seqlight.models.common import keras_rmsprop
+from seqlight.models.common import KerasStyleModule
 from seqlight.nn import Bidirectional
 from seqlight.nn.conv import Conv1D, GlobalMaxPooling1D, MaxPooling1D
 from seqlight.nn.init import keras_init_
@@ -37,7 +36,7 @@ __all__ = ["Classifier", "EmbeddingClassifier", "RecurrentClassifier", "ConvClas
 _EPS = 1e-7  # Keras's K.epsilon(), the clip of binary_crossentropy
 
 
-class Classifier(LightningModule):
+class Classifier(KerasStyleModule):
     """Base class: an Embedding, Keras's binary cross-entropy and accuracy, Keras's RMSprop, a fit report.
 
     Args:
@@ -113,21 +112,9 @@ class Classifier(LightningModule):
         self.log(f"{split}/acc", hits.mean(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.predict_proba(x)
-
-    def configure_optimizers(self):
-        return keras_rmsprop([p for p in self.parameters() if p.requires_grad], lr=self.lr)
 
     # -- report ------------------------------------------------------------------------------------------
     def fit_report(self, trainer, subcommand: str | None = None) -> str | None:

@@ -16,17 +16,16 @@ The recurrent and convolutional forecasters live in :mod:`seqlight.models.recurr
 from __future__ import annotations
 
 import torch
-from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError
 
-from seqlight.models.common import keras_rmsprop
+from seqlight.models.common import KerasStyleModule
 from seqlight.nn.init import keras_init_
 
 __all__ = ["Forecaster", "NaiveForecaster", "DenseForecaster"]
 
 
-class Forecaster(LightningModule):
+class Forecaster(KerasStyleModule):
     """Base class: MAE loss, Keras RMSprop, MAE metrics in standardized units and degrees Celsius.
 
     Args:
@@ -75,26 +74,11 @@ class Forecaster(LightningModule):
         self.log(f"{split}/mae_degC", loss.detach() * self.target_std, on_step=on_step, on_epoch=True, sync_dist=True)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> Tensor:
         """The standardized prediction, as the book's ``model.predict`` returns it (multiply by
         ``target_std`` and add the DataModule's ``target_mean`` for degrees Celsius)."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x)
-
-    def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        if not params:
-            return None
-        return keras_rmsprop(params, lr=self.lr)
 
     # -- report ----------------------------------------------------------------------------------------
     def fit_report(self, trainer, subcommand: str | None = None) -> str | None:
