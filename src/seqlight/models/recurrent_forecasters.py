@@ -1,4 +1,4 @@
-"""The chapter's recurrent and convolutional Jena forecasters (book sections 6.3.6-6.3.9, 6.4.4-6.4.5).
+"""The chapter's recurrent and convolutional Jena forecasters (book sections 6.3.5-6.3.8, 6.4.4).
 
 All take standardized windows ``(batch, timesteps, num_features)`` and predict the standardized
 temperature ``(batch,)``; loss, optimizer and metrics come from :class:`~seqlight.models.forecasting.Forecaster`.
@@ -59,7 +59,7 @@ def _last_state(state) -> Tensor:
 
 
 class RecurrentForecaster(Forecaster):
-    """Book 6.3.6-6.3.9: stacked recurrent layers -> ``Dense(1)`` on the last state.
+    """Book 6.3.5-6.3.8: stacked recurrent layers -> ``Dense(1)`` on the last state.
 
     Args:
         num_features: input features (linked from the data).
@@ -159,7 +159,7 @@ class ConvForecaster(Forecaster):
 
 
 class ConvGRUForecaster(Forecaster):
-    """Book 6.4.5: ``Conv1D(32, 5, relu) -> MaxPooling1D(3) -> Conv1D(32, 5, relu) -> GRU(32, dropout=0.1,
+    """Book 6.4.4: ``Conv1D(32, 5, relu) -> MaxPooling1D(3) -> Conv1D(32, 5, relu) -> GRU(32, dropout=0.1,
     recurrent_dropout=0.5) -> Dense(1)``, run on ``step=3, lookback=720`` windows (240 steps).
 
     Args:
