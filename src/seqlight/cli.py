@@ -127,6 +127,7 @@ def main(args: list[str] | None = None) -> SeqlightCLI:
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={
+            "prog": "seqlight",
             "description": "seqlight: the chapter-6 experiments of Deep Learning with Python on Lightning. "
             "Pick an experiment with --config configs/<name>.yaml; see README.md for the list.",
         },
