@@ -101,7 +101,7 @@ def main() -> None:
     print(f"|{'-' * 46}|{'-' * 13}|{'-' * 9}|--------|")
     print(f"| {'book generator (NumPy transcription)':44s} | {book:11,.0f} | {1.0:7.2f} |        |")
     print(f"| {'seqlight JenaDataModule.train_dataloader()':44s} | {ours:11,.0f} | {ours / book:7.1f} | >= 20x |")
-    print(f"\n| memory | MB | target |\n|---|---|---|")
+    print("\n| memory | MB | target |\n|---|---|---|")
     print(f"| peak RSS while building the DataModule and one epoch, above the imports | {peak:.0f} | <= 400 |")
     print(f"| RSS kept afterwards, above the imports | {mem['after'] - mem['before']:.0f} | |")
 

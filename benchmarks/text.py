@@ -141,7 +141,7 @@ def main() -> None:
     texts, source = load_reviews(a.data_dir)
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}; reviews: {len(texts)} from {source}", flush=True)
     rows = tokenizer_rows(texts, a.repeats) + glove_rows(a.repeats)
-    print(f"\n| task | reference (s) | seqlight (s) | speed-up |\n|---|---|---|---|")
+    print("\n| task | reference (s) | seqlight (s) | speed-up |\n|---|---|---|---|")
     refs = ["keras-preprocessing 1.1.2", "", "", "book's listing 6.10 loop", "", ""]
     for (task, ref, ours), who in zip(rows, refs):
         print(f"| {task} | {ref:.2f}{' (' + who + ')' if who else ''} | {ours:.3f} | {ref / ours:.1f}x |")

@@ -229,7 +229,6 @@ def test_synthetic_glove_file_is_glove_format(tmp_path):
 
 def test_downloads_are_pinned_verified_and_unpacked(tmp_path, monkeypatch):
     """The official URLs and digests go to download.fetch; what it returns is unpacked (tarball, zip member)."""
-    import io
     import tarfile
     import zipfile
 

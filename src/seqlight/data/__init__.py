@@ -2,3 +2,12 @@
 
 from seqlight.data.jena import JenaDataModule, JenaDataError, read_jena_csv
 from seqlight.data.imdb import ImdbDataModule, KerasImdbDataModule, ImdbDataError
+
+__all__ = [
+    "JenaDataModule",
+    "JenaDataError",
+    "read_jena_csv",
+    "ImdbDataModule",
+    "KerasImdbDataModule",
+    "ImdbDataError",
+]
