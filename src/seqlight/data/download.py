@@ -23,12 +23,14 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from seqlight.errors import SeqlightError
+
 __all__ = ["DownloadError", "fetch", "file_digest", "extract_zip_member", "extract_tar", "atomic_write_path"]
 
 CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(SeqlightError, RuntimeError):
     """A download failed (no network, HTTP error) or its content did not match the pinned digest."""
 
 

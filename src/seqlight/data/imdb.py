@@ -41,7 +41,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from seqlight.data.download import DownloadError, extract_tar, extract_zip_member, fetch
 from seqlight.data.imdb_synthetic import make_synthetic_acl_imdb, make_synthetic_glove
-from seqlight.text import Tokenizer, embedding_coverage, embedding_matrix, load_glove, pad_sequences
+from seqlight.errors import SeqlightError
+from seqlight.text import (
+    Tokenizer,
+    embedding_coverage,
+    embedding_matrix,
+    load_glove,
+    pad_sequences,
+)
 
 __all__ = [
     "ACL_IMDB_URL",
@@ -75,7 +82,7 @@ ACL_TARBALLS = ("aclImdb_v1.tar.gz", "aclImdb_v1_labelled.tar.gz")
 SYNTHETIC_DIR = "imdb_synthetic"
 
 
-class ImdbDataError(ValueError):
+class ImdbDataError(SeqlightError, ValueError):
     """The IMDB files are missing, incomplete or unreadable; the message names the folder or file."""
 
 

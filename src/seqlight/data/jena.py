@@ -33,6 +33,7 @@ from seqlight.data.windows import (
     resolve_max_index,
     window_timesteps,
 )
+from seqlight.errors import SeqlightError
 
 __all__ = ["JenaDataError", "JenaSeries", "read_jena_csv", "JenaDataModule", "JENA_URL", "JENA_FILENAME"]
 
@@ -47,7 +48,7 @@ WIND_ERROR_VALUE = -9999.0
 KNOWN_ROW_COUNTS = (420_551, 420_451)
 
 
-class JenaDataError(ValueError):
+class JenaDataError(SeqlightError, ValueError):
     """The Jena CSV is missing or malformed; the message names the file, line and column."""
 
 

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seqlight.errors import SeqlightError
+
 __all__ = [
     "GLOVE_6B_URL",
     "GLOVE_6B_MD5",
@@ -58,7 +60,7 @@ CACHE_VERSION = 1
 _EDGE = 1 << 20  # bytes of the source hashed at each end for the cache key
 
 
-class GloveFormatError(ValueError):
+class GloveFormatError(SeqlightError, ValueError):
     """A GloVe file is malformed; the message names the file and the (1-based) line."""
 
 
