@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import warnings
+
 import numpy as np
 import pytest
 
@@ -66,7 +69,8 @@ def test_real_january_subset_reads(tmp_path, shared_dataset):
     np.testing.assert_allclose(s.values[0, :3], [996.52, -8.02, 265.40])  # the official first row
     dm = JenaDataModule(path=str(path), features=features, **{**SMALL, "lookback": 720, "train_range": (0, 2000),
                                                               "val_range": (2001, 3000), "test_range": (3001, None)})
-    dm.setup()
+    with pytest.warns(UserWarning, match=r"starts with the official Jena climate data but has 4,000 rows"):
+        dm.setup()  # the first 4,000 rows of the real file: sound data, not the book's whole series
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (8, 120, 11)
 
@@ -172,7 +176,7 @@ def test_gaps_are_counted_not_refused(small_csv):
 def test_too_few_rows_for_lookback_and_delay(tmp_path):
     path = write_jena_csv(tmp_path / "short.csv", n_rows=70)
     dm = JenaDataModule(path=str(path), **SMALL)
-    with pytest.raises(JenaDataError, match=r"short\.csv: 70 rows are too few for lookback 60 \+ delay 12"):
+    with pytest.raises(JenaDataError, match=r"short\.csv has 70 rows, too few for lookback 60 \+ delay 12"):
         dm.setup()
 
 
@@ -191,3 +195,65 @@ def test_small_custom_splits_and_other_target(small_csv):
     z = (dm.series.values - dm.mean) / dm.std
     np.testing.assert_allclose(y[0].item(), z[row + 12, 0], atol=1e-6)
     np.testing.assert_allclose(x[0].numpy(), z[row - 60 : row : 6], atol=1e-6)
+
+
+def test_bad_cell_deep_in_a_full_size_file_names_its_true_line(jena_dir, tmp_path):
+    """The parser types a big file chunk by chunk: a bad cell deep inside left the column mixing floats and
+    strings, and the old check reported 'line 2 ... 1.19 is not a number' (and leaked a DtypeWarning)."""
+    path = shutil.copy(jena_dir / "jena_climate_synthetic.csv", tmp_path / "jena.csv")
+    corrupt(path, 123457, "T (degC)", "12.3.4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no pandas warning may leak out
+        with pytest.raises(JenaDataError) as e:
+            read_jena_csv(path)
+    assert str(e.value) == f"{path}, line 123457, column 'T (degC)': '12.3.4' is not a number"
+
+
+def test_first_bad_cell_is_the_first_by_line_not_by_column(small_csv):
+    corrupt(small_csv, 300, "p (mbar)", "x300")  # first column, later line
+    corrupt(small_csv, 101, "rh (%)", "x101")  # later column, earlier line: this one is reported
+    with pytest.raises(JenaDataError, match=r"line 101, column 'rh \(%\)': 'x101' is not a number"):
+        read_jena_csv(small_csv)
+
+
+def test_blank_lines_keep_line_numbers_exact(small_csv):
+    lines = lines_of(small_csv)
+    rewrite(small_csv, lines + ["\n", "\n"])  # trailing blank lines are harmless
+    assert read_jena_csv(small_csv).values.shape == (1000, 14)
+    # a blank line inside would shift every later line number if skipped: it is refused, by its line
+    rewrite(small_csv, lines[:500] + ["\n"] + lines[500:])
+    with pytest.raises(JenaDataError, match=r"jena\.csv, line 501: the line is empty"):
+        read_jena_csv(small_csv)
+    rewrite(small_csv, lines)
+    corrupt(small_csv, 777, "VPdef (mbar)", "?")
+    with pytest.raises(JenaDataError, match=r"line 777, column 'VPdef \(mbar\)': '\?' is not a number"):
+        read_jena_csv(small_csv)
+
+
+OFFICIAL_FIRST_LINE = (
+    "01.01.2009 00:10:00,996.52,-8.02,265.40,-8.90,93.30,3.33,3.11,0.22,1.94,3.12,1307.75,1.03,1.75,152.30\n"
+)
+
+
+def test_official_file_cut_at_a_line_break_warns_wherever_it_comes_from(jena_dir, tmp_path):
+    """A copy of the real file cut at 350,000 rows, passed with --data.init_args.path: the row-count check
+    is about the file (its first row is the official one), not about how it was found."""
+    lines = lines_of(jena_dir / "jena_climate_synthetic.csv")[: 350_001]
+    lines[1] = OFFICIAL_FIRST_LINE  # the rows after it are synthetic: the check looks at the first row only
+    path = rewrite(tmp_path / "my_copy.csv", lines)
+    dm = JenaDataModule(path=str(path))
+    with pytest.warns(UserWarning, match=r"my_copy\.csv starts with the official Jena climate data but has 350,000 "
+                                         r"rows, 01\.01\.2009 00:10:00 to .*420,551 rows"):
+        dm.setup()
+
+
+def test_row_count_check_by_name_and_not_for_stand_ins(tmp_path, small_csv):
+    named = shutil.copy(small_csv, tmp_path / "jena_climate_2009_2016.csv")
+    with pytest.warns(UserWarning, match=r"is named like the official Jena climate file but has 1,000 rows"):
+        JenaDataModule(path=str(named), **SMALL).setup()
+    # the synthetic stand-in (official schema and first timestamp, other values) of another size: no warning
+    # (the old check fired on the words "not the real Jena climate" in its description)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        JenaDataModule(data_dir=str(tmp_path), source="synthetic", synthetic_rows=1000, **SMALL).setup()
+        JenaDataModule(path=str(small_csv), **SMALL).setup()
