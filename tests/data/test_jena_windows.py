@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from seqlight.data import JenaDataModule
+from seqlight.data import JenaDataError, JenaDataModule
 from seqlight.data.book_generator import evaluate_naive_method, generator
 from seqlight.data.windows import RandomRowSampler, WindowDataset, book_sequential_rows
+from seqlight.errors import SeqlightError
 
 
 def book_standardize(values):
@@ -29,23 +30,53 @@ def test_windows_and_targets_match_book_generator(jena_dm):
     data, _, _ = book_standardize(jena_dm.series.values)
     rng = np.random.default_rng(3)
     rows = rng.integers(0 + 1440, 200000, size=64)
-    x, y = jena_dm.dataset.__getitems__(rows)
+    x, y = jena_dm.dataset.batch(jena_dm.dataset.items(rows))
     assert x.shape == (64, 240, 14) and x.dtype == torch.float32
     for j, row in enumerate(rows):
         np.testing.assert_allclose(x[j].numpy(), data[range(row - 1440, row, 6)], atol=1e-6)
         assert y[j].item() == pytest.approx(data[row + 144][1], abs=1e-6)
     # the very first and last rows a split can use
     for row in (1440, 199999, 420551 - 145):
-        xr, yr = jena_dm.dataset[row]
+        xr, yr = jena_dm.dataset[row - 1440]
         np.testing.assert_allclose(xr.numpy(), data[range(row - 1440, row, 6)], atol=1e-6)
         assert yr.item() == pytest.approx(data[row + 144][1], abs=1e-6)
 
 
 def test_rows_outside_the_series_are_refused(jena_dm):
-    with pytest.raises(IndexError, match="rows must lie in"):
-        jena_dm.dataset.__getitems__([1439])
+    with pytest.raises(IndexError, match=r"rows must lie in \[1440, 420407\)"):
+        jena_dm.dataset.items([1439])
     with pytest.raises(IndexError):
-        jena_dm.dataset.__getitems__([420551 - 144])
+        jena_dm.dataset.items([420551 - 144])
+    n = len(jena_dm.dataset)
+    with pytest.raises(IndexError, match="indices must lie in"):
+        jena_dm.dataset.batch([n])
+    with pytest.raises(IndexError):
+        jena_dm.dataset[-n - 1]
+
+
+def test_dataset_protocol_len_getitem_and_iteration_agree():
+    """len() counts the windows, dataset[i] serves every i < len, and iteration yields exactly those.
+
+    (The dataset used to be indexed by the book's row with len() = the number of rows: dataset[0] raised,
+    so list(dataset) was empty and a plain DataLoader failed at once.)"""
+    n_rows, lookback, step, delay = 60, 12, 3, 5
+    data = np.arange(n_rows * 2, dtype=np.float32).reshape(n_rows, 2)  # data[r, 0] = 2r: windows name rows
+    ds = WindowDataset(data, lookback, step, delay, target_index=1)
+    rows = range(lookback, n_rows - delay)  # the book's rows with a whole window and a target
+    assert len(ds) == len(rows) == 43 and ds.first_row == lookback
+    items = list(ds)
+    assert len(items) == len(ds)
+    for i, ((x, y), row) in enumerate(zip(items, rows)):
+        np.testing.assert_array_equal(x.numpy(), data[row - lookback : row : step])
+        assert y.item() == data[row + delay, 1]
+        torch.testing.assert_close(ds[i], (x, y))
+    torch.testing.assert_close(ds[-1], items[-1])
+    np.testing.assert_array_equal(ds.items(rows), np.arange(len(ds)))
+    # and a plain DataLoader (default sampler, no collate trick) sees every window once
+    loader = torch.utils.data.DataLoader(ds, batch_size=10)
+    batches = list(loader)
+    assert sum(len(y) for _, y in batches) == len(ds)
+    torch.testing.assert_close(torch.cat([y for _, y in batches]), torch.stack([y for _, y in items]))
 
 
 def test_validation_batches_are_the_book_generators(jena_dm):
@@ -139,8 +170,8 @@ def test_reverse_flips_time(jena_dm):
     ds = jena_dm.dataset
     rev = WindowDataset(ds._phases.transpose(1, 0, 2).reshape(-1, 14)[: ds.n_rows], 1440, 6, 144, 1, reverse=True)
     rows = [5000, 6000]
-    x, y = ds.__getitems__(rows)
-    xr, yr = rev.__getitems__(rows)
+    x, y = ds.batch(ds.items(rows))
+    xr, yr = rev.batch(rev.items(rows))
     torch.testing.assert_close(xr, x.flip(1))
     torch.testing.assert_close(yr, y)
 
@@ -151,14 +182,43 @@ def test_permutation_sampling_through_the_datamodule(jena_dir):
     assert len(dm.train_dataloader()) == (200000 - 1440) // 128 + 1
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"lookback": 0}, "lookback"),
-    ({"step": -1}, "step"),
-    ({"delay": 0}, "delay"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"target": "T (K)"}, "target"),
-    ({"steps_per_epoch": None}, "steps_per_epoch"),
+@pytest.mark.parametrize("kwargs,message", [
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"batch_size": True}, "batch_size must be an integer >= 1, got True"),
+    ({"lookback": 0}, "lookback must be an integer >= 1, got 0"),
+    ({"step": -1}, "step must be an integer >= 1, got -1"),
+    ({"delay": 0}, "delay must be an integer >= 1, got 0"),
+    ({"delay": 1.5}, "delay must be an integer >= 1, got 1.5"),
+    ({"step": 7, "lookback": 6}, "step (7) must not exceed lookback (6)"),
+    ({"steps_per_epoch": 0}, "steps_per_epoch must be an integer >= 1 or None, got 0"),
+    ({"steps_per_epoch": None}, "steps_per_epoch is required with sampling='replacement'"),
+    ({"val_steps": 0}, "val_steps must be an integer >= 1 or None, got 0"),
+    ({"standardize_rows": 0}, "standardize_rows must be an integer >= 1 or None, got 0"),
+    ({"num_workers": -1}, "num_workers must be an integer >= 0, got -1"),
+    ({"synthetic_rows": 0}, "synthetic_rows must be an integer >= 1, got 0"),
+    ({"train_range": (10, 10)}, "train_range must be (min_index, max_index) with 0 <= min_index < max_index"),
+    ({"val_range": (-1, None)}, "val_range must be (min_index, max_index)"),
+    ({"test_range": (300001,)}, "test_range must be (min_index, max_index)"),
+    ({"download_timeout": 0}, "download_timeout must be a number of seconds > 0, got 0"),
+    ({"source": "web"}, "source must be one of ['auto', 'real', 'synthetic'], got 'web'"),
+    ({"eval_rows": "some"}, "eval_rows must be one of ['book', 'all'], got 'some'"),
+    ({"timestamp_check": "lax"}, "timestamp_check must be one of ['strict', 'warn'], got 'lax'"),
+    ({"wind_errors": "drop"}, "wind_errors must be one of ['zero', 'keep'], got 'drop'"),
+    ({"features": []}, "features must name distinct columns, at least one"),
+    ({"target": "T (K)"}, "target 'T (K)' is not one of the features"),
 ])
-def test_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        JenaDataModule(**kwargs)
+def test_bad_arguments_are_refused_before_any_file_is_read(tmp_path, kwargs, message):
+    # source='real' on an empty folder: reading anything would fail differently (no such file, download)
+    with pytest.raises(SeqlightError) as e:
+        JenaDataModule(data_dir=str(tmp_path / "nothing_here"), source=kwargs.pop("source", "real"), **kwargs)
+    assert message in str(e.value)
+    assert isinstance(e.value, ValueError)  # (JenaDataError: existing `except ValueError` still catches it)
+    assert not (tmp_path / "nothing_here").exists()
+
+
+def test_lookback_longer_than_the_file_names_file_rows_and_argument(jena_dir):
+    # valid by itself, so only setup() can tell: the message names the file, its rows and the argument
+    dm = JenaDataModule(data_dir=str(jena_dir), source="synthetic", lookback=500_000, step=6)
+    with pytest.raises(JenaDataError, match=r"jena_climate_synthetic\.csv has 420551 rows, too few for lookback "
+                                            r"500000 \+ delay 144"):
+        dm.setup()

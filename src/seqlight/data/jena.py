@@ -598,15 +598,16 @@ class JenaDataModule(LightningDataModule):
         if not replacement and num is not None:
             num = min(num, high - low)
         seed = self.seed if self.seed is not None else torch.initial_seed()
-        return self._loader(RandomRowSampler(low, high, num, replacement=replacement, seed=seed))
+        first = self.dataset.first_row  # the sampler draws dataset items: rows shifted by first_row
+        return self._loader(RandomRowSampler(low - first, high - first, num, replacement=replacement, seed=seed))
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(RowSampler(self.eval_row_indices("val")))
+        return self._loader(RowSampler(self.dataset.items(self.eval_row_indices("val"))))
 
     def test_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(RowSampler(self.eval_row_indices("test")))
+        return self._loader(RowSampler(self.dataset.items(self.eval_row_indices("test"))))
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

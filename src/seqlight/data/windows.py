@@ -9,11 +9,13 @@ with ``rows`` drawn uniformly with replacement from ``[min_index + lookback, max
 and otherwise taken consecutively from ``min_index + lookback``, wrapping back to the start when
 ``i + batch_size >= max_index``. ``max_index=None`` means ``len(data) - delay - 1``.
 
-Here the series is kept once, as a tensor; a dataset item *is* a row number, and
-:meth:`WindowDataset.__getitems__` gathers the windows of a whole batch of rows with one indexing
-copy from a strided view (nothing is materialized per window). Samplers produce row numbers:
-:class:`RandomRowSampler` (with replacement, the book's training generator, or an epoch permutation) and
-plain lists of rows from :func:`book_sequential_rows` for validation and test.
+Here the series is kept once, as an array; item ``i`` of :class:`WindowDataset` is the window of row
+``first_row + i`` (``first_row = lookback``, the first row with a whole history), so that ``len``, indexing
+and iteration agree as for any map-style dataset. :meth:`WindowDataset.__getitems__` gathers the windows of
+a whole batch with one indexing copy from a strided view (nothing is materialized per window). Samplers
+produce item numbers: :class:`RandomRowSampler` (with replacement, the book's training generator, or an
+epoch permutation) over a split's rows shifted by ``first_row``, and for validation and test the rows of
+:func:`book_sequential_rows` converted by :meth:`WindowDataset.items`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "resolve_max_index",
     "book_sequential_rows",
     "WindowDataset",
+    "WindowBatch",
     "RandomRowSampler",
     "collate_batch",
     "RowSampler",
@@ -68,7 +71,7 @@ def book_sequential_rows(min_index: int, max_index: int, lookback: int, batch_si
 
 
 class WindowDataset(Dataset):
-    """Map-style dataset whose index is the book's ``row``.
+    """Map-style dataset of every window of the series: item ``i`` is the book's row ``first_row + i``.
 
     Args:
         data: the (standardized) series, shape ``(n_rows, n_features)``, float32.
@@ -76,8 +79,14 @@ class WindowDataset(Dataset):
         target_index: column of the target in ``data`` (1 = ``T (degC)`` in the book).
         reverse: feed each window in reverse chronological order (book 6.3.8).
 
-    ``dataset[row]`` returns one ``(window, target)``; ``dataset.__getitems__(rows)`` (used by the
-    DataLoader) returns the stacked batch ``(x[B, T, F], y[B])`` from a single gather.
+    The book's rows with a window are ``first_row = lookback <= row < n_rows - delay`` (a whole history
+    before, a target after). ``len(dataset)`` counts them; ``dataset[i]`` (``-len <= i < len``) returns one
+    ``(window, target)``, :meth:`batch` the stacked ``(x[B, T, F], y[B])`` of many from a single gather, and
+    iterating yields every window in order. The DataLoader calls ``__getitems__``, which wraps that gather
+    in a :class:`WindowBatch`: with ``collate_fn=collate_batch`` (what :class:`~seqlight.data.JenaDataModule`
+    uses) the batch is passed on as gathered; a plain ``DataLoader(dataset, batch_size=128, shuffle=True)``
+    works too (its default collate stacks the samples once more). The book's splits and generators are
+    samplers of items (:meth:`items` converts the book's rows).
 
     How the gather is fast: a window takes every ``step``-th row, so the series is stored once more in
     *phase-major* order, ``phases[k] = data[k::step]``. Then every window is one contiguous block,
@@ -117,41 +126,81 @@ class WindowDataset(Dataset):
             writeable=False,
         )
         self._target = data[:, target_index].copy()
+        self.first_row = lookback
+        self.end_row = self.n_rows - delay  # one past the last row with a target
 
     def __len__(self) -> int:
-        return self.n_rows
+        return max(0, self.end_row - self.first_row)
 
-    def _rows(self, rows) -> np.ndarray:
+    def items(self, rows) -> np.ndarray:
+        """The item numbers of the book's ``rows`` (``row - first_row``); IndexError for a row without a window."""
         rows = np.asarray(rows, dtype=np.int64)
-        lo, hi = self.lookback, self.n_rows - self.delay
-        if rows.size and (rows.min() < lo or rows.max() >= hi):
-            raise IndexError(f"rows must lie in [{lo}, {hi}) (lookback {self.lookback}, delay {self.delay})")
-        return rows
+        if rows.size and (rows.min() < self.first_row or rows.max() >= self.end_row):
+            raise IndexError(
+                f"rows must lie in [{self.first_row}, {self.end_row}) (lookback {self.lookback}, delay {self.delay})"
+            )
+        return rows - self.first_row
 
-    def __getitems__(self, rows: Sequence[int]) -> tuple[Tensor, Tensor]:
-        rows = self._rows(rows)
-        start = rows - self.lookback
+    def batch(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """``(x[B, T, F], y[B])`` of the items ``indices``, gathered at once."""
+        start = np.asarray(indices, dtype=np.int64)  # item i's window starts at row i (= row - lookback)
+        n = len(self)
+        if start.size and (start.min() < -n or start.max() >= n):
+            raise IndexError(f"dataset indices must lie in [{-n}, {n}), the {n} windows (rows {self.first_row} to "
+                             f"{self.end_row - 1})")
+        start = start % n if n else start  # negative indices count from the end, as for a list
         x = self._windows[start % self.step, start // self.step]
         if self.reverse:
             x = np.ascontiguousarray(x[:, ::-1])
-        return torch.from_numpy(x), torch.from_numpy(self._target[rows + self.delay])
+        return torch.from_numpy(x), torch.from_numpy(self._target[start + self.first_row + self.delay])
 
-    def __getitem__(self, row: int) -> tuple[Tensor, Tensor]:
-        x, y = self.__getitems__([row])
+    def __getitems__(self, indices: Sequence[int]) -> WindowBatch:
+        return WindowBatch(*self.batch(indices))
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        x, y = self.batch([index])
         return x[0], y[0]
 
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Every window in row order, gathered a few hundred at a time (``list(dataset)`` has ``len`` items)."""
+        for lo in range(0, len(self), 256):
+            x, y = self.batch(range(lo, min(lo + 256, len(self))))
+            yield from zip(x, y)
 
-def collate_batch(batch):
-    """Identity collate: :meth:`WindowDataset.__getitems__` already returns a stacked batch."""
-    return batch
+
+class WindowBatch(Sequence):
+    """Windows gathered at once, ``x[B, T, F]`` and ``y[B]``, seen as the sequence of their ``B`` samples.
+
+    Torch's DataLoader expects ``__getitems__`` to return the samples, which its default collate stacks;
+    :func:`collate_batch` instead takes ``(x, y)`` as gathered, without that second copy.
+    """
+
+    __slots__ = ("x", "y")
+
+    def __init__(self, x: Tensor, y: Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return list(zip(self.x[i], self.y[i]))
+        return self.x[i], self.y[i]
+
+
+def collate_batch(batch: WindowBatch) -> tuple[Tensor, Tensor]:
+    """The DataLoader's ``collate_fn`` for a :class:`WindowDataset`: the gathered batch ``(x, y)`` as it is."""
+    return batch.x, batch.y
 
 
 class RandomRowSampler(Sampler[int]):
-    """Training rows for one epoch: ``num_samples`` rows from ``[low, high)``.
+    """Training draws for one epoch: ``num_samples`` integers from ``[low, high)``.
 
     ``replacement=True`` is the book's ``np.random.randint(min_index + lookback, max_index, batch_size)``
     (500 batches of 128 an epoch); ``replacement=False`` draws a fresh permutation every epoch (each
-    window at most once; ``num_samples=None`` takes all of them).
+    window at most once; ``num_samples=None`` takes all of them). For a :class:`WindowDataset` pass the
+    split's rows shifted to items: ``[min_index + lookback - first_row, max_index - first_row)``.
 
     The draws are seeded by ``(seed, epoch)``: the same seed gives the same epochs in every process,
     which DDP needs (Lightning shards this sampler's output across ranks). The epoch comes from
@@ -198,7 +247,8 @@ class RandomRowSampler(Sampler[int]):
 
 
 class RowSampler(Sampler[int]):
-    """The given rows, in order (the book's consecutive validation and test generators)."""
+    """The given items, in order (the book's consecutive validation and test generators, through
+    :meth:`WindowDataset.items`)."""
 
     def __init__(self, rows: Sequence[int]) -> None:
         self.rows = np.asarray(rows, dtype=np.int64)
