@@ -102,7 +102,40 @@ def test_keras_initialisation():
     assert float(lstm.weight_ih_l0.detach().abs().max()) <= limit
     t = LSTM(I, H, initializer="torch")
     assert float(t.bias_ih_l0.detach().abs().sum()) > 0
-    assert keras_init_ is not None
+
+
+def _assert_glorot_uniform(w: torch.Tensor, fan_in: int, fan_out: int):
+    """Keras glorot_uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out)); its variance is l^2 / 3."""
+    limit = (6 / (fan_in + fan_out)) ** 0.5
+    w = w.detach().double()
+    assert float(w.abs().max()) <= limit
+    assert float(w.abs().max()) > 0.95 * limit  # fills the interval: not a narrower init (torch's Linear: 0.47 l)
+    assert abs(float(w.var()) / (limit**2 / 3) - 1) < 0.1
+
+
+def test_keras_init_follows_keras_initializers():
+    """keras_init_ re-initialises Linear/Conv1d/Embedding as Keras does and leaves seqlight's recurrent layers
+    (already Keras-initialised: glorot kernel, orthogonal recurrent kernel, zero bias, unit forget bias) alone."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    layers = {"emb": nn.Embedding(1000, 32), "conv": nn.Conv1d(32, 48, 7), "lstm": LSTM(48, 16)}
+    model = nn.ModuleDict({**layers, "dense": nn.Linear(300, 100)})
+    lstm_before = {k: v.clone() for k, v in model["lstm"].state_dict().items()}
+    assert keras_init_(model) is model
+    _assert_glorot_uniform(model["dense"].weight, 300, 100)
+    _assert_glorot_uniform(model["conv"].weight, 32 * 7, 48 * 7)  # Keras's (k, in, out) kernel: fans in*k, out*k
+    assert not model["dense"].bias.any() and not model["conv"].bias.any()
+    emb = model["emb"].weight.detach()  # RandomUniform(-0.05, 0.05); torch's default is N(0, 1)
+    assert float(emb.abs().max()) <= 0.05 and float(emb.abs().max()) > 0.049
+    assert abs(float(emb.var()) / (0.05**2 / 3) - 1) < 0.05
+    for k, v in model["lstm"].state_dict().items():
+        assert torch.equal(v, lstm_before[k]), k
+    lstm = model["lstm"]
+    _assert_glorot_uniform(lstm.weight_ih_l0, 48, 4 * 16)
+    w = lstm.weight_hh_l0.detach()  # (4H, H): Keras's (H, 4H) orthogonal kernel, transposed
+    torch.testing.assert_close(w.t() @ w, torch.eye(16), atol=1e-5, rtol=0)
+    bias = lstm.bias_ih_l0.detach()
+    assert torch.equal(bias, torch.cat([torch.zeros(16), torch.ones(16), torch.zeros(32)]))  # unit forget bias
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
