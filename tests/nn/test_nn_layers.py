@@ -1,4 +1,4 @@
-"""seqlight.nn layer behaviour: Keras dropout semantics, argument checks, dtypes, autocast, init."""
+"""seqlight.nn layer behaviour: Keras dropout semantics, argument checks, dtypes, init (autocast: test_nn_autocast)."""
 
 from __future__ import annotations
 
@@ -145,24 +145,6 @@ def test_dtypes(dtype, fused):
     out, h = gru(torch.randn(2, 5, I, dtype=dtype))
     out.sum().backward()
     assert out.dtype == dtype and gru.weight_hh_l0.grad.dtype == dtype
-
-
-@pytest.mark.parametrize("cls,kw", [(GRU, {}), (GRU, dict(reset_after=False, recurrent_activation="hard_sigmoid", recurrent_dropout=0.2)), (LSTM, {}), (LSTM, dict(recurrent_activation="hard_sigmoid"))])
-def test_cpu_bf16_autocast_trains(cls, kw):
-    torch.manual_seed(0)
-    layer = cls(I, H, **kw)
-    x = torch.randn(3, 6, I)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out, _ = layer(x)
-        loss = out.float().pow(2).mean()
-    loss.backward()
-    assert torch.isfinite(layer.weight_hh_l0.grad).all() and layer.weight_hh_l0.grad.abs().sum() > 0
-    layer.eval()
-    with torch.no_grad():
-        full, _ = layer(x)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            half, _ = layer(x)
-    torch.testing.assert_close(half.float(), full, atol=0.05, rtol=0)
 
 
 @pytest.mark.parametrize("fused", [None, False])

@@ -8,7 +8,9 @@ PyTorch's layout and gate order (``weight_ih_l{k}`` of shape ``(G*H, in)``, ``we
   cuDNN on GPU). It is taken whenever the semantics allow: ``tanh`` activation, ``sigmoid`` gates,
   ``reset_after=True`` for the GRU, and no per-sample recurrent dropout. Input dropout is a time-constant
   mask multiplied into the input in front of the kernel; batch-shared recurrent dropout is folded into
-  the columns of the recurrent weight matrix (``U (h * m) == (U diag(m)) h``).
+  the columns of the recurrent weight matrix (``U (h * m) == (U diag(m)) h``). Under autocast the kernel
+  computes in the autocast dtype where it has a kernel for it; where it has none (oneDNN's bf16 LSTM on
+  CPUs without AVX-512, see :mod:`seqlight.nn._fused`) it runs with autocast off, in the parameters' dtype.
 - the **custom loop** (:mod:`seqlight.nn._loop`): everything else (``hard_sigmoid``, the Keras 2.0.8
   reset-before GRU, ``relu`` LSTM/GRU, per-sample recurrent dropout). The input projections of all
   timesteps are one matmul; each step is one batched recurrent matmul plus a few elementwise ops, with a
@@ -16,18 +18,21 @@ PyTorch's layout and gate order (``weight_ih_l{k}`` of shape ``(G*H, in)``, ``we
 
 Masks are drawn in :meth:`KerasRecurrent.draw_masks`, once per call (i.e. once per sequence) and
 reused at every timestep, like Keras. Gate ``g`` of a mask is gate ``g`` in the storage order (GRU: r, z,
-n; LSTM: i, f, g, o).
+n; LSTM: i, f, g, o). Masks and the zero initial state take the parameters' dtype, not the input's: under
+autocast the input of a stacked layer may be bf16 (the previous layer's output), and a bf16 mask would round
+``1 / (1 - rate)`` (``1 / 0.7`` becomes 1.4297) and change with the path the previous layer took.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from seqlight.nn import _loop
+from seqlight.nn import _fused, _loop
 from seqlight.nn._loop import ACTIVATIONS, hard_sigmoid
 
 __all__ = ["KerasRecurrent", "ACTIVATIONS", "hard_sigmoid", "KERAS_TO_TORCH_GATES"]
@@ -136,7 +141,11 @@ class KerasRecurrent(nn.Module):
         return self.activation == "tanh" and self.recurrent_activation == "sigmoid" and self.reset_after
 
     def uses_fused_path(self) -> bool:
-        """Whether the next call (in the current train/eval mode) runs PyTorch's fused kernel."""
+        """Whether the next call (in the current train/eval mode) runs PyTorch's fused kernel.
+
+        Under autocast the kernel may run in the parameters' dtype rather than the autocast dtype, where it
+        has no kernel for the latter (see :mod:`seqlight.nn._fused`); it is the fused kernel all the same.
+        """
         if self.use_fused is False:
             return False
         per_sample_rd = self.training and self.recurrent_dropout > 0 and self.recurrent_dropout_mode == "per_sample"
@@ -166,6 +175,7 @@ class KerasRecurrent(nn.Module):
         - recurrent mask ``(G, B, H)`` per sample and gate (``'per_sample'``) or ``(G, H)`` shared by the
           batch (``'batch'``).
 
+        The masks take ``like``'s dtype and device (:meth:`forward` passes a parameter of the layer).
         Tests override this method to inject masks.
         """
         del layer
@@ -211,18 +221,29 @@ class KerasRecurrent(nn.Module):
         if self.go_backwards:
             x = x.flip(1)
         B = x.shape[0]
-        h0, c0 = self._initial_state(hx, B, x)
+        w = self.weight_ih_l0  # masks and zero states in the parameters' dtype (module docstring)
+        h0, c0 = self._initial_state(hx, B, w)
         fused = self.uses_fused_path()
+        if fused and not _fused.runs_under_autocast(self.kind, self.activation, x.device):
+            # No kernel for the autocast dtype here: run this layer's recurrence as if autocast were off,
+            # as autocast does for its float32 ops. Without autocast this check is one C call; with it, a
+            # dict look-up (the probe runs once per process).
+            x, h0 = x.to(w.dtype), h0.to(w.dtype)
+            c0 = None if c0 is None else c0.to(w.dtype)
+            autocast = torch.autocast(x.device.type, enabled=False)
+        else:
+            autocast = contextlib.nullcontext()
         hs, cs = [], []
-        for k in range(self.num_layers):
-            in_mask, rec_mask = self.draw_masks(B, x.shape[-1], k, x)
-            state = (h0[k], c0[k] if c0 is not None else None)
-            if fused:
-                x, h, c = self._fused_layer(k, x, state, in_mask, rec_mask)
-            else:
-                x, h, c = self._custom_layer(k, x, state, in_mask, rec_mask)
-            hs.append(h)
-            cs.append(c)
+        with autocast:
+            for k in range(self.num_layers):
+                in_mask, rec_mask = self.draw_masks(B, x.shape[-1], k, w)
+                state = (h0[k], c0[k] if c0 is not None else None)
+                if fused:
+                    x, h, c = self._fused_layer(k, x, state, in_mask, rec_mask)
+                else:
+                    x, h, c = self._custom_layer(k, x, state, in_mask, rec_mask)
+                hs.append(h)
+                cs.append(c)
         out = x if self.batch_first else x.transpose(0, 1)
         h_n = torch.stack(hs, 0)
         if self.kind == "lstm":
@@ -238,18 +259,10 @@ class KerasRecurrent(nn.Module):
         if rec_mask is not None:  # batch-shared masks fold into the weight columns, gate by gate
             G, H = self.gates, self.hidden_size
             w_hh = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
-        params = [w_ih, w_hh, b_ih, b_hh]
         h0 = state[0].unsqueeze(0).contiguous()
-        if self.kind == "gru":
-            out, h = torch._VF.gru(x, h0, params, True, 1, 0.0, self.training, False, True)
-            return out, h[0], None
-        if self.kind == "lstm":
-            c0 = state[1].unsqueeze(0).contiguous()
-            out, h, c = torch._VF.lstm(x, (h0, c0), params, True, 1, 0.0, self.training, False, True)
-            return out, h[0], c[0]
-        fn = torch._VF.rnn_tanh if self.activation == "tanh" else torch._VF.rnn_relu
-        out, h = fn(x, h0, params, True, 1, 0.0, self.training, False, True)
-        return out, h[0], None
+        c0 = None if state[1] is None else state[1].unsqueeze(0).contiguous()
+        out, h, c = _fused.call(self.kind, self.activation, x, h0, c0, [w_ih, w_hh, b_ih, b_hh], self.training)
+        return out, h[0], None if c is None else c[0]
 
     def _custom_layer(self, k, x, state, in_mask, rec_mask):
         w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
