@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seqlight.nn._fused import autocast_dtype
+
 __all__ = ["ACTIVATIONS", "hard_sigmoid", "run"]
 
 
@@ -288,7 +290,7 @@ def run(kind, xw, w_hh, b_hh, h0, c0, mask, act, ract, reset_after):
     hand = (
         act in _DERIV_FROM_OUTPUT
         and (ract in _DERIV_FROM_OUTPUT or kind == "simple_rnn")
-        and not torch.is_autocast_enabled(xw.device.type)
+        and autocast_dtype(xw.device.type) is None  # the same check as the fused path's (works on "meta" too)
     )
     if hand:
         out, h, c = _Recurrence.apply(xw, w_hh, b_hh, h0, c0, mask, kind, act, ract, reset_after)
