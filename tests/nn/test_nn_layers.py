@@ -158,3 +158,10 @@ def test_batch_first_false_is_time_major(fused):
     yb, hb = b(x.transpose(0, 1))
     torch.testing.assert_close(yb.transpose(0, 1), ya)
     torch.testing.assert_close(hb, ha)
+
+
+@pytest.mark.parametrize("kw", [{}, {"reset_after": False}])
+def test_meta_device_gives_shapes(kw):
+    """Shape inference on the meta device runs both paths (autocast has no 'meta' device to ask about)."""
+    out, h = GRU(I, H, **kw).to("meta")(torch.empty(2, 3, I, device="meta"))
+    assert out.shape == (2, 3, H) and h.shape == (1, 2, H)
