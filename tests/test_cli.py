@@ -47,8 +47,12 @@ def test_config_prints(config, jena_dir, tmp_path):
 def test_config_runs_one_batch(config, jena_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sub = "validate" if config.stem == "jena_naive" else "fit"
-    run([sub, "--config", str(config), *data_overrides(config, jena_dir, tmp_path), "--trainer.fast_dev_run=true",
-         "--trainer.enable_progress_bar=false"])
+    out = run([sub, "--config", str(config), *data_overrides(config, jena_dir, tmp_path),
+               "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false"])
+    # the run reached its end-of-run report, with a validation score
+    assert f"({sub})" in out and "validation" in out, out
+    # fast_dev_run writes no checkpoint and no run folder anywhere
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "runs").exists()
 
 
 def test_fit_checkpoint_reload_validate_test_predict(jena_dir, tmp_path, monkeypatch):
@@ -72,10 +76,10 @@ def test_fit_checkpoint_reload_validate_test_predict(jena_dir, tmp_path, monkeyp
     ckpt = torch.load(ckpt_dir / "last.ckpt", weights_only=False)
     assert ckpt["epoch"] == 1
 
-    # resume for one more epoch, then validate, test and predict from the checkpoint
+    # resume for one more epoch (in the same run folder), then validate, test and predict from the checkpoint
     out = run(["fit", *small, "--trainer.max_epochs", "3", "--ckpt_path", str(ckpt_dir / "last.ckpt")])
-    assert torch.load(tmp_path / "runs" / "jena_dense" / "version_1" / "checkpoints" / "last.ckpt",
-                      weights_only=False)["epoch"] == 2
+    assert torch.load(ckpt_dir / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert sorted(p.name for p in (tmp_path / "runs" / "jena_dense").iterdir()) == ["version_0"]
     out = run(["validate", *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
     assert "validation MAE" in out
     out = run(["test", *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
@@ -92,12 +96,14 @@ def test_naive_validate_reports_baseline(jena_dir, tmp_path, monkeypatch, jena_d
 
 
 def test_help_explains():
-    with pytest.raises(SystemExit):
-        out = run(["--help"])
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        main(["fit", "--help"])
-    assert "--num_threads" in out.getvalue()
+    for args, expected in ((["--help"], ["fit", "validate", "test", "predict", "--config configs/<name>.yaml"]),
+                           (["fit", "--help"], ["--num_threads", "--ckpt_path", "--use_ckpt_settings"])):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == 0
+        for word in expected:
+            assert word in out.getvalue(), (args, word)
 
 
 def test_ddp_two_cpu_processes(jena_dir, tmp_path):
@@ -119,9 +125,14 @@ def test_ddp_two_cpu_processes(jena_dir, tmp_path):
     assert (tmp_path / "runs" / "jena_dense" / "version_0" / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_mixed_precision_bf16(jena_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("config", ["jena_gru", "imdb_lstm"])
+@pytest.mark.parametrize("semantics", ["keras2", "keras3"])
+def test_mixed_precision_bf16(config, semantics, jena_dir, tmp_path, monkeypatch):
+    """bf16-mixed trains on every x86 CPU: where oneDNN has no bf16 kernel (AVX2-only CPUs have no bf16 LSTM),
+    seqlight's layers take their own loop instead."""
     monkeypatch.chdir(tmp_path)
-    config = Path(__file__).resolve().parents[1] / "configs" / "jena_gru.yaml"
-    run(["fit", "--config", str(config), "--data.init_args.source", "synthetic", "--data.init_args.data_dir",
-         str(jena_dir), "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed",
-         "--trainer.enable_progress_bar=false"])
+    path = Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml"
+    out = run(["fit", "--config", str(path), *data_overrides(path, jena_dir, tmp_path),
+               "--model.init_args.semantics", semantics, "--trainer.fast_dev_run", "2",
+               "--trainer.precision", "bf16-mixed", "--trainer.enable_progress_bar=false"])
+    assert "(fit)" in out and "validation" in out, out

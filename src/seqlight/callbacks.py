@@ -57,6 +57,12 @@ class ModelCheckpoint(_LightningModelCheckpoint):
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Lightning's on_train_end writes last.ckpt even under fast_dev_run, which disables the logger, so it
+        # lands in ./checkpoints/ of whatever folder the command ran in.
+        if not trainer.fast_dev_run:
+            super().on_train_end(trainer, pl_module)
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):

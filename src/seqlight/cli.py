@@ -264,8 +264,8 @@ class SeqlightCLI(LightningCLI):
         launches for DDP inherit rank 0's choice through the environment.
         """
         args = self._logger_args(cfg)
-        if args is None or args.get("version") is not None:
-            return
+        if args is None or args.get("version") is not None or cfg.trainer.get("fast_dev_run"):
+            return  # (fast_dev_run replaces the logger: no run folder)
         experiment = (Path(args.save_dir) / str(args.name)).resolve()
         inherited = os.environ.get(_RUN_VERSION_ENV)
         ckpt_path = cfg.get("ckpt_path")
