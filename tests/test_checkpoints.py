@@ -54,6 +54,28 @@ def test_last_ckpt_is_the_last_epoch_when_the_metric_worsens(tmp_path):
     assert float(state["best_model_score"]) == 0.0 and state["best_model_path"].endswith("best.ckpt")
 
 
+def test_a_crash_while_saving_leaves_the_previous_last_checkpoint(tmp_path):
+    """A save that dies half-way (a kill, a full disk) must not destroy the last good checkpoint."""
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    trainer = Trainer(max_epochs=2, callbacks=[ckpt], logger=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    real_save, calls = trainer.save_checkpoint, []
+
+    def dying_save(filepath, weights_only=False):
+        calls.append(filepath)
+        if trainer.current_epoch == 1:  # the second epoch's save dies after writing half of the file
+            real_save(filepath, weights_only)
+            data = Path(filepath).read_bytes()
+            Path(filepath).write_bytes(data[: len(data) // 2])
+            raise OSError("No space left on device")
+        real_save(filepath, weights_only)
+
+    trainer.save_checkpoint = dying_save
+    with pytest.raises(OSError, match="No space left"):
+        trainer.fit(_Worsening(), _loader(), _loader())
+    assert read_checkpoint(tmp_path / "last.ckpt")["epoch"] == 0
+
+
 def test_every_trained_config_saves_a_true_last_checkpoint():
     import yaml
 

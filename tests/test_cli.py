@@ -129,7 +129,8 @@ def test_ddp_two_cpu_processes(jena_dir, tmp_path):
 @pytest.mark.parametrize("semantics", ["keras2", "keras3"])
 def test_mixed_precision_bf16(config, semantics, jena_dir, tmp_path, monkeypatch):
     """bf16-mixed trains on every x86 CPU: where oneDNN has no bf16 kernel (AVX2-only CPUs have no bf16 LSTM),
-    seqlight's layers take their own loop instead."""
+    seqlight's layers run that recurrence in float32 with autocast off (tests/nn/test_nn_autocast.py checks the
+    fallback itself, on either kind of CPU)."""
     monkeypatch.chdir(tmp_path)
     path = Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml"
     out = run(["fit", "--config", str(path), *data_overrides(path, jena_dir, tmp_path),

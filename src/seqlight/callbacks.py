@@ -19,11 +19,13 @@ from __future__ import annotations
 import os
 import random
 from typing import Any
+from weakref import proxy
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.seed import seed_everything
 
 __all__ = ["ModelCheckpoint", "EpochSeeds", "epoch_seed"]
@@ -38,6 +40,24 @@ class ModelCheckpoint(_LightningModelCheckpoint):
     """
 
     _last_written_step: int = -1
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        """Write to ``.<name>.part`` beside ``filepath``, then rename: a crash while saving (a kill, a full disk)
+        leaves the previous checkpoint whole. Lightning writes through a temporary file in the system's temp
+        folder and *moves* it, which is a copy, not an atomic rename, when that folder is on another disk."""
+        if not _is_local_file_protocol(filepath):
+            return super()._save_checkpoint(trainer, filepath)
+        tmp = os.path.join(os.path.dirname(filepath), f".{os.path.basename(filepath)}.part")
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier("seqlight_checkpoint_rename")
+        # what Lightning's _save_checkpoint does after writing
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
     def _save_last_checkpoint(self, trainer, monitor_candidates) -> None:
         super()._save_last_checkpoint(trainer, monitor_candidates)
