@@ -208,3 +208,60 @@ def test_sequences_of_the_fitted_texts_and_of_other_texts_agree():
     assert s.texts_to_sequences(texts) == k.texts_to_sequences(texts)
     s.oov_token = k.oov_token = "cat"
     assert s.texts_to_sequences(texts) == k.texts_to_sequences(texts)
+
+
+MUTATIONS = {
+    "reassign an index": lambda wi: wi.__setitem__("cat", 1),  # same length: the old cache missed it
+    "move a word past num_words": lambda wi: wi.__setitem__("the", 50),
+    "add a word": lambda wi: wi.__setitem__("zebra", 2),
+    "delete a word": lambda wi: wi.__delitem__("mat"),
+    "pop": lambda wi: wi.pop("dog"),
+    "update": lambda wi: wi.update({"on": 3, "sat": 60}),
+    "in-place or": lambda wi: wi.__ior__({"homework": 1}),
+    "setdefault": lambda wi: wi.setdefault("zebra", 4),
+    "popitem": lambda wi: wi.popitem(),
+    "clear": lambda wi: wi.clear(),
+}
+
+
+@pytest.mark.parametrize("kw", [{"num_words": 5}, {"num_words": 6, "oov_token": "<OOV>"}, {}])
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_word_index_edits_are_honoured_like_keras(kw, mutation):
+    """texts_to_sequences reads the current word_index, as Keras does and the docstring says; the num_words
+    lookup it keeps must never go stale (it was keyed on id(word_index) and its length)."""
+    new_texts = ["the cat sat on the mat", "zebra homework, the dog!", "on on sat sat"]
+    for texts in (new_texts, CORPUS):  # other texts (tokenized again) and the very texts fitted (ids reused)
+        k, s = _pair(**kw)
+        k.fit_on_texts(CORPUS)
+        s.fit_on_texts(CORPUS)
+        assert s.texts_to_sequences(new_texts) == k.texts_to_sequences(new_texts)  # the lookup is now built
+        MUTATIONS[mutation](k.word_index)
+        MUTATIONS[mutation](s.word_index)
+        assert s.word_index == k.word_index
+        want = k.texts_to_sequences(texts)
+        if "oov_token" in kw and kw["oov_token"] not in k.word_index:  # Keras then appends None for unknown words
+            want = [[i for i in seq if i is not None] for seq in want]
+        assert s.texts_to_sequences(texts) == want, mutation
+
+
+def test_word_index_assigned_copied_or_pickled_stays_live():
+    import copy
+    import pickle
+
+    k, s = _pair(num_words=4)
+    k.fit_on_texts(CORPUS)
+    s.fit_on_texts(CORPUS)
+    texts = ["the cat sat on the mat"]
+    s.texts_to_sequences(texts)
+    k.word_index = dict(k.word_index, sat=2, cat=3)
+    s.word_index = dict(s.word_index, sat=2, cat=3)  # a plain dict assigned: taken over, and tracked
+    before = k.texts_to_sequences(texts)
+    assert s.texts_to_sequences(texts) == before == [[1, 3, 2, 1, 2]]  # "on" is beyond num_words
+    k.word_index["on"] = 1
+    after = k.texts_to_sequences(texts)
+    for other in (copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
+        other.texts_to_sequences(texts)
+        other.word_index["on"] = 1
+        assert other.texts_to_sequences(texts) == after == [[1, 3, 2, 1, 1, 2]]
+    assert s.texts_to_sequences(texts) == before  # the copies' edits do not reach the original
+    assert json.loads(s.to_json())["config"]["word_index"] == json.dumps(s.word_index)

@@ -94,6 +94,66 @@ def _no_gc():
             gc.enable()
 
 
+class _WordIndex(dict):
+    """``Tokenizer.word_index``: a plain ``dict`` to every reader, holding its own ``num_words`` view.
+
+    Converting texts looks words up in the part of ``word_index`` below ``num_words``: a filtered copy, worth
+    keeping between calls (it costs a pass over the vocabulary; converting one short text costs far less). The
+    copy lives here, with the words it was made from, and every method that changes the dict drops it, so it
+    can never go stale: ``tok.word_index["c"] = 1`` is honoured by the next call, as in Keras (which reads
+    ``word_index`` afresh for every token). Reads (``get``, ``[]``, iteration) are the inherited C methods.
+    """
+
+    __slots__ = ("_view",)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._view: tuple[int, dict[str, int]] | None = None  # (num_words, the words with index < num_words)
+
+    def below(self, n: int | None) -> dict[str, int]:
+        """The words with index ``< n`` (all of them, this very dict, for ``None``)."""
+        if n is None:
+            return self
+        if self._view is None or self._view[0] != n:
+            self._view = (n, {w: i for w, i in self.items() if i < n})
+        return self._view[1]
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self._view = None
+
+    def __delitem__(self, key) -> None:
+        super().__delitem__(key)
+        self._view = None
+
+    def __ior__(self, other):
+        self._view = None
+        return super().__ior__(other)
+
+    def clear(self) -> None:
+        self._view = None
+        super().clear()
+
+    def pop(self, *args):
+        self._view = None
+        return super().pop(*args)
+
+    def popitem(self):
+        self._view = None
+        return super().popitem()
+
+    def setdefault(self, key, default=None):
+        self._view = None
+        return super().setdefault(key, default)
+
+    def update(self, *args, **kwargs) -> None:
+        self._view = None
+        super().update(*args, **kwargs)
+
+    def __reduce__(self):  # pickle and copy without the view
+        return (_WordIndex, (dict(self),))
+
+
 def _split_docs(ids: np.ndarray) -> list[list[int]]:
     """Per-document index lists from one id array where -1 closes a document and 0 marks dropped tokens.
 
@@ -151,13 +211,12 @@ class Tokenizer:
         self._fitted_corpus: tuple | None = None  # (texts, token ids, id -> word, special ids, settings) of the last fit
         self._word_docs: defaultdict[str, int] = defaultdict(int)
         self._index_docs: defaultdict[int, int] = defaultdict(int)
-        self.word_index: dict[str, int] = {}
+        self.word_index = _WordIndex()
         self.index_word: dict[int, str] = {}
         self._table = _translation(filters, split)
         self._byte_table = None
         if filters.isascii() and split.isascii() and len(split) == 1:
             self._byte_table = bytes.maketrans(filters.encode(), split.encode() * len(filters))
-        self._lookup: dict[str, int] | None = None
 
     # -- tokenization -------------------------------------------------------------------------------
     def _tokens(self, text, position: int) -> list[str]:
@@ -275,14 +334,13 @@ class Tokenizer:
         vocab = list(map(words.__getitem__, np.argsort(-totals, kind="stable").tolist()))
         if self.oov_token is not None:
             vocab.insert(0, self.oov_token)
-        self.word_index = dict(zip(vocab, range(1, len(vocab) + 1)))
+        self.word_index = _WordIndex(zip(vocab, range(1, len(vocab) + 1)))
         self.index_word = dict(zip(self.word_index.values(), self.word_index))
-        self._lookup = None
         if self.num_words is not None and len(self.word_index) == len(vocab):  # indices ascend: a prefix
             from itertools import islice
 
-            kept = dict(islice(self.word_index.items(), self.num_words - 1))
-            self._lookup = ((self.num_words, id(self.word_index), len(self.word_index)), kept)
+            # the num_words view, made here by slicing (cheaper than filtering); any later change drops it
+            self.word_index._view = (self.num_words, dict(islice(self.word_index.items(), self.num_words - 1)))
         if not self._pending:
             self._update_index_docs()
 
@@ -392,14 +450,20 @@ class Tokenizer:
                 index_docs[i] += 1
 
     # -- conversion ---------------------------------------------------------------------------------
+    @property
+    def word_index(self) -> dict[str, int]:
+        """word -> index (from 1). Edit it freely: conversions always see its current content. Assigning a
+        ``dict`` stores a copy that knows when it changes (so later edits to the original are not seen). With
+        an ``oov_token`` edited out of it, unknown words are dropped (Keras would append ``None``)."""
+        return self._word_index
+
+    @word_index.setter
+    def word_index(self, value) -> None:
+        self._word_index = value if type(value) is _WordIndex else _WordIndex(value)
+
     def _index_lookup(self) -> dict[str, int]:
-        """word -> index for the words that survive ``num_words`` (cached while they and word_index stay the same)."""
-        key = (self.num_words, id(self.word_index), len(self.word_index))
-        if self._lookup is None or self._lookup[0] != key:
-            n = self.num_words
-            words = self.word_index if n is None else {w: i for w, i in self.word_index.items() if i < n}
-            self._lookup = (key, words)
-        return self._lookup[1]
+        """word -> index for the words that survive ``num_words`` (kept by ``word_index`` until it changes)."""
+        return self.word_index.below(self.num_words)
 
     def texts_to_sequences(self, texts: Iterable[str]) -> list[list[int]]:
         """Each text as a list of word indices (unknown words and indices ``>= num_words`` dropped, or OOV)."""
