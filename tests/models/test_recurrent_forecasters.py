@@ -5,10 +5,12 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from seqlight.models.common import last_state
 from seqlight.models.recurrent_forecasters import ConvForecaster, ConvGRUForecaster, RecurrentForecaster
-from seqlight.nn import GRU, Bidirectional
+from seqlight.nn import GRU, LSTM, Bidirectional
 
 
 def n_params(m):
@@ -33,13 +35,71 @@ def test_stacked_gru_per_layer_options():
     assert m(torch.randn(3, 20, 14)).shape == (3,)
 
 
-def test_bidirectional_forecaster_uses_both_final_states():
-    m = RecurrentForecaster(num_features=14, bidirectional=True).eval()
-    assert isinstance(m.rnns[0], Bidirectional) and m.head.in_features == 64
-    x = torch.randn(2, 10, 14)
-    _, h = m.rnns[0](x)
-    want = m.head(torch.cat([h[0], h[1]], -1)).squeeze(-1)
+def _torch_gru_like(m: RecurrentForecaster) -> nn.GRU:
+    """torch.nn.GRU(bidirectional=True, num_layers=len(m.rnns)) holding the forecaster's weights: an independent
+    reference (torch's own stacking, direction handling and final states). seqlight's keras3 GRU has
+    torch's parameter names and layout; each Bidirectional layer's backward copy is torch's *_reverse."""
+    first = m.rnns[0].forward_layer
+    ref = nn.GRU(first.input_size, first.hidden_size, num_layers=len(m.rnns), batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for k, bi in enumerate(m.rnns):
+            for direction, layer in (("", bi.forward_layer), ("_reverse", bi.backward_layer)):
+                for name, value in layer.named_parameters():  # weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0
+                    getattr(ref, name.replace("_l0", f"_l{k}") + direction).copy_(value)
+    return ref
+
+
+@pytest.mark.parametrize("units", [[32], [8, 8]])
+def test_bidirectional_forecaster_matches_torch_bidirectional_gru(units):
+    torch.manual_seed(0)
+    m = RecurrentForecaster(num_features=14, units=units, bidirectional=True).eval()
+    assert isinstance(m.rnns[0], Bidirectional) and m.head.in_features == 2 * units[-1]
+    ref = _torch_gru_like(m)
+    x = torch.randn(3, 10, 14)
+    _, h_n = ref(x)  # (2 * layers, B, H): torch interleaves the directions per layer
+    want = m.head(torch.cat([h_n[-2], h_n[-1]], -1)).squeeze(-1)  # the top layer's forward and backward states
     torch.testing.assert_close(m(x), want)
+    # and the backward half really is the state after the whole reversed sequence: it depends on x[:, 0]
+    x2 = x.clone()
+    x2[:, 0] += 1.0
+    assert not torch.allclose(m(x2), m(x))
+
+
+def _keras_last(layer, output: Tensor) -> Tensor:
+    """Keras's return_sequences=False, read off the output sequence (independent of how h_n is laid out):
+    the last step; for a bidirectional layer the forward half at the last step, the backward half at the first."""
+    if isinstance(layer, Bidirectional) or getattr(layer, "bidirectional", False):
+        h = output.shape[-1] // 2
+        return torch.cat([output[:, -1, :h], output[:, 0, h:]], -1)
+    return output[:, -1]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GRU(4, 5, num_layers=2, batch_first=True),  # h_n is (2, B, H), as a bidirectional layer's
+        lambda: Bidirectional(GRU(4, 5, num_layers=2, batch_first=True)),  # h_n is (4, B, H)
+        lambda: Bidirectional(LSTM(4, 5, batch_first=True)),
+        lambda: LSTM(4, 5, num_layers=2, batch_first=True),
+        lambda: nn.GRU(4, 5, num_layers=2, batch_first=True),
+        lambda: nn.LSTM(4, 5, num_layers=2, batch_first=True, bidirectional=True),  # torch interleaves directions
+    ],
+)
+def test_last_state_knows_the_layer_not_the_shape(make):
+    torch.manual_seed(0)
+    layer = make()
+    output, state = layer(torch.randn(3, 7, 4))
+    torch.testing.assert_close(last_state(layer, state), _keras_last(layer, output))
+
+
+def test_forecaster_with_a_two_layer_gru_uses_its_top_layer():
+    """The old helper took any (2, B, H) state for a bidirectional one and concatenated both layers' states."""
+    torch.manual_seed(0)
+    m = RecurrentForecaster(num_features=14, units=[8]).eval()
+    m.rnns[0] = GRU(14, 8, num_layers=2, batch_first=True)
+    x = torch.randn(3, 10, 14)
+    output, _ = m.rnns[0](x)
+    torch.testing.assert_close(m(x), m.head(output[:, -1]).squeeze(-1))
 
 
 def test_conv_forecaster_book_shapes():

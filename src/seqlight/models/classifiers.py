@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from seqlight.models.common import KerasStyleModule
+from seqlight.models.common import KerasStyleModule, last_state
 from seqlight.nn import Bidirectional
 from seqlight.nn.conv import Conv1D, GlobalMaxPooling1D, MaxPooling1D
 from seqlight.nn.init import keras_init_
@@ -248,17 +248,15 @@ class RecurrentClassifier(Classifier):
         from seqlight.models.recurrent_forecasters import recurrent_layer
 
         self.save_hyperparameters()
-        rnn = recurrent_layer(cell, self.embedding_dim, units, semantics, dropout=dropout, recurrent_dropout=recurrent_dropout)
+        rnn = recurrent_layer(
+            cell, self.embedding_dim, units, semantics, dropout=dropout, recurrent_dropout=recurrent_dropout
+        )
         self.rnn = Bidirectional(rnn) if bidirectional else rnn
         self.dense = keras_init_(nn.Linear(2 * units if bidirectional else units, 1))
 
     def score(self, embedded: Tensor) -> Tensor:
         _, state = self.rnn(embedded)
-        h = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
-        # Keras's return_sequences=False: the final state; for Bidirectional the forward one after the last
-        # step and the backward one after the first (h_n holds forward then backward)
-        last = torch.cat([h[0], h[1]], -1) if isinstance(self.rnn, Bidirectional) else h[-1]
-        return self.dense(last).squeeze(-1)
+        return self.dense(last_state(self.rnn, state)).squeeze(-1)
 
 
 class ConvClassifier(Classifier):

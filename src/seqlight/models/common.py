@@ -1,11 +1,38 @@
-"""Pieces every seqlight LightningModule shares: Keras's RMSprop and the Keras-style training module."""
+"""Pieces every seqlight LightningModule shares: Keras's RMSprop, the Keras-style training module, and the
+final state of a recurrent layer (Keras's ``return_sequences=False`` output)."""
 
 from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningModule
+from torch import Tensor, nn
 
-__all__ = ["keras_rmsprop", "KerasStyleModule"]
+from seqlight.nn import Bidirectional
+
+__all__ = ["keras_rmsprop", "KerasStyleModule", "last_state"]
+
+
+def last_state(layer: nn.Module, state) -> Tensor:
+    """What Keras's ``return_sequences=False`` returns, from the ``(output, state)`` of ``layer``.
+
+    ``(B, H)``: the top layer's final hidden state, or ``(B, 2H)`` for a bidirectional layer: the forward
+    direction's state after the last step, then the backward one's after the first (its whole, reversed
+    pass). ``state`` is ``h_n``, or ``(h_n, c_n)`` for an LSTM.
+
+    Which rows of ``h_n`` those are depends on the layer, never on the shape (a 2-layer GRU's ``h_n`` is
+    ``(2, B, H)`` too): :class:`seqlight.nn.Bidirectional` stacks the forward layer's ``L`` states, then the
+    backward layer's; ``torch.nn`` RNNs with ``bidirectional=True`` interleave the directions per layer;
+    every other layer's last row is its top layer.
+    """
+    h = state[0] if isinstance(state, tuple) else state
+    if isinstance(layer, Bidirectional):
+        if layer.merge_mode != "concat":
+            raise ValueError(f"last_state supports merge_mode='concat' only, got {layer.merge_mode!r}")
+        top = layer.forward_layer.num_layers - 1
+        return torch.cat([h[top], h[-1]], -1)  # the forward stack's top layer, then the backward stack's
+    if isinstance(layer, nn.RNNBase) and layer.bidirectional:
+        return torch.cat([h[-2], h[-1]], -1)  # the top layer's forward, then backward direction
+    return h[-1]
 
 
 def keras_rmsprop(params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7) -> torch.optim.RMSprop:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
+from seqlight.models.common import last_state
 from seqlight.models.forecasting import Forecaster
 from seqlight.nn import GRU, LSTM, Bidirectional, SimpleRNN, keras_init_
 from seqlight.nn.conv import Conv1D, GlobalMaxPooling1D, MaxPooling1D
@@ -50,12 +50,6 @@ def _per_layer(name: str, value, n: int) -> list:
     if len(values) != n:
         raise ValueError(f"{name} must be one value or one per layer ({n}), got {len(values)}")
     return values
-
-
-def _last_state(state) -> Tensor:
-    """``(B, H)`` (or ``(B, 2H)`` for a bidirectional layer): Keras's ``return_sequences=False`` output."""
-    h = state[0] if isinstance(state, tuple) else state
-    return torch.cat([h[0], h[1]], -1) if h.shape[0] == 2 else h[-1]
 
 
 class RecurrentForecaster(Forecaster):
@@ -113,10 +107,9 @@ class RecurrentForecaster(Forecaster):
         self.head = keras_init_(nn.Linear(size, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        state = None
         for rnn in self.rnns:
             x, state = rnn(x)
-        return self.head(_last_state(state)).squeeze(-1)
+        return self.head(last_state(rnn, state)).squeeze(-1)
 
 
 class ConvForecaster(Forecaster):
@@ -200,4 +193,4 @@ class ConvGRUForecaster(Forecaster):
 
     def forward(self, x: Tensor) -> Tensor:
         _, h = self.gru(self.conv(x))
-        return self.head(h[-1]).squeeze(-1)
+        return self.head(last_state(self.gru, h)).squeeze(-1)
