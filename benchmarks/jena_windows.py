@@ -75,7 +75,7 @@ def main() -> None:
     loader = dm.train_dataloader()
     n, t0 = 0, time.perf_counter()
     for _ in range(args.epochs):
-        for x, y in loader:
+        for x, _y in loader:
             n += len(x)
     ours = n / (time.perf_counter() - t0)
     assert x.shape == (128, 240, 14)
@@ -90,12 +90,17 @@ def main() -> None:
 
     child = subprocess.run(
         [sys.executable, __file__, "--memory-child", "--data_dir", args.data_dir],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     mem = json.loads(child.stdout.strip().splitlines()[-1])
     peak = mem["peak"] - mem["before"]
 
-    print(f"data: {dm.source_description}, {len(dm.series.values):,} rows; setup (read + check + standardize) {setup_s:.2f} s")
+    print(
+        f"data: {dm.source_description}, {len(dm.series.values):,} rows; "
+        f"setup (read + check + standardize) {setup_s:.2f} s"
+    )
     print(f"torch {torch.__version__}, intra-op threads 1 (the gather is NumPy, single-threaded)\n")
     print(f"| {'what':44s} | {'windows/s':>11s} | {'ratio':>7s} | target |")
     print(f"|{'-' * 46}|{'-' * 13}|{'-' * 9}|--------|")

@@ -73,7 +73,11 @@ def jena_variants():
         ("torch.nn.GRU (reference)", lambda: nn.GRU(F, H, batch_first=True), None),
         ("GRU, fused (Keras 3 semantics)", lambda: GRU(F, H), 0.95),
         ("GRU, dropout=0.2 (fused)", lambda: GRU(F, H, dropout=0.2), None),
-        ("GRU, dropout+rec. dropout 0.2, batch mask (fused)", lambda: GRU(F, H, recurrent_dropout_mode="batch", **rd), 0.9),
+        (
+            "GRU, dropout+rec. dropout 0.2, batch mask (fused)",
+            lambda: GRU(F, H, recurrent_dropout_mode="batch", **rd),
+            0.9,
+        ),
         ("GRU, dropout+rec. dropout 0.2, per-sample (loop)", lambda: GRU(F, H, **rd), 0.85),
         ("GRU, Keras 2.0.8 (hard_sigmoid, reset before)", lambda: GRU(F, H, **k2), 0.75),
         ("GRU, Keras 2.0.8 + dropout+rec. dropout 0.2", lambda: GRU(F, H, **k2, **rd), None),
@@ -151,10 +155,15 @@ def main() -> None:
     for n in args.threads:
         header += f" | {f'{n} thread' + ('s' if n > 1 else ''):>9s} {'ratio':>6s} {'(med)':>6s}"
     header += " | target"
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, best of {args.rounds} rounds "
-          "(in brackets: the median of the per-round ratios); "
-          f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
-    print("Jena shape: batch 128, 240 steps, 14 features, 32 units; IMDB shape: Embedding(10000, 32) -> LSTM(32), 500 steps")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, best of {args.rounds} rounds "
+        "(in brackets: the median of the per-round ratios); "
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}"
+    )
+    print(
+        "Jena shape: batch 128, 240 steps, 14 features, 32 units; "
+        "IMDB shape: Embedding(10000, 32) -> LSTM(32), 500 steps"
+    )
     print(header)
     print("-" * len(header))
     for i, (name, target) in enumerate(names):

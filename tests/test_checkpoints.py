@@ -43,8 +43,9 @@ def _loader():
 
 def test_last_ckpt_is_the_last_epoch_when_the_metric_worsens(tmp_path):
     ckpt = ModelCheckpoint(dirpath=tmp_path, monitor="val/mae", mode="min", save_last=True, filename="best")
-    trainer = Trainer(max_epochs=3, callbacks=[ckpt], logger=False, enable_progress_bar=False,
-                      enable_model_summary=False)
+    trainer = Trainer(
+        max_epochs=3, callbacks=[ckpt], logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.fit(_Worsening(), _loader(), _loader())
     last = torch.load(tmp_path / "last.ckpt", weights_only=False)
     assert last["epoch"] == 2, "last.ckpt must hold the last epoch, not the best"
@@ -57,8 +58,9 @@ def test_last_ckpt_is_the_last_epoch_when_the_metric_worsens(tmp_path):
 def test_a_crash_while_saving_leaves_the_previous_last_checkpoint(tmp_path):
     """A save that dies half-way (a kill, a full disk) must not destroy the last good checkpoint."""
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
-    trainer = Trainer(max_epochs=2, callbacks=[ckpt], logger=False, enable_progress_bar=False,
-                      enable_model_summary=False)
+    trainer = Trainer(
+        max_epochs=2, callbacks=[ckpt], logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     real_save, calls = trainer.save_checkpoint, []
 
     def dying_save(filepath, weights_only=False):
@@ -91,8 +93,9 @@ def test_every_trained_config_saves_a_true_last_checkpoint():
 # ---------------------------------------------------------------------------------------------- bad files
 def _bad_files(tmp_path: Path) -> dict[str, Path]:
     good = tmp_path / "good.ckpt"
-    trainer = Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                      enable_checkpointing=False)
+    trainer = Trainer(
+        max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
+    )
     trainer.fit(_Worsening(), _loader(), _loader())
     trainer.save_checkpoint(good)
     data = good.read_bytes()
@@ -156,10 +159,23 @@ def _cli(args: list[str]) -> tuple[int, str, str]:
 
 
 def _jena(config: str, jena_dir: Path, *extra: str) -> list[str]:
-    return ["--config", str(CONFIGS / f"{config}.yaml"), "--data.init_args.source", "synthetic",
-            "--data.init_args.data_dir", str(jena_dir), "--data.init_args.steps_per_epoch", "2",
-            "--data.init_args.val_steps", "2", "--data.init_args.test_steps", "2",
-            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *extra]
+    return [
+        "--config",
+        str(CONFIGS / f"{config}.yaml"),
+        "--data.init_args.source",
+        "synthetic",
+        "--data.init_args.data_dir",
+        str(jena_dir),
+        "--data.init_args.steps_per_epoch",
+        "2",
+        "--data.init_args.val_steps",
+        "2",
+        "--data.init_args.test_steps",
+        "2",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        *extra,
+    ]
 
 
 def test_cli_rejects_bad_checkpoints_before_reading_data(tmp_path, monkeypatch):
@@ -195,8 +211,14 @@ def test_checkpoint_of_another_model_class_is_an_error(dense_run, jena_dir, monk
 def test_settings_that_differ_from_the_checkpoint_are_named(dense_run, jena_dir, monkeypatch):
     root, ckpt = dense_run
     monkeypatch.chdir(root)
-    code, out, err = _cli(["fit", *_jena("jena_dense", jena_dir, "--model.init_args.lr", "0.01",
-                                         "--model.init_args.units", "16"), "--ckpt_path", str(ckpt)])
+    code, out, err = _cli(
+        [
+            "fit",
+            *_jena("jena_dense", jena_dir, "--model.init_args.lr", "0.01", "--model.init_args.units", "16"),
+            "--ckpt_path",
+            str(ckpt),
+        ]
+    )
     assert code == 2, err
     assert "lr: 0.01 here, 0.001 in the checkpoint" in err and "units: 16 here, 32 in the checkpoint" in err, err
     assert "--use_ckpt_settings" in err
@@ -205,8 +227,16 @@ def test_settings_that_differ_from_the_checkpoint_are_named(dense_run, jena_dir,
 def test_use_ckpt_settings_continues_the_checkpoints_model(dense_run, jena_dir, monkeypatch):
     root, ckpt = dense_run
     monkeypatch.chdir(root)
-    code, out, err = _cli(["validate", *_jena("jena_dense", jena_dir, "--model.init_args.units", "16"),
-                           "--ckpt_path", str(ckpt), "--use_ckpt_settings", "true"])
+    code, out, err = _cli(
+        [
+            "validate",
+            *_jena("jena_dense", jena_dir, "--model.init_args.units", "16"),
+            "--ckpt_path",
+            str(ckpt),
+            "--use_ckpt_settings",
+            "true",
+        ]
+    )
     assert code == 0, err[-3000:]
     assert "validation MAE" in out
 
@@ -214,8 +244,9 @@ def test_use_ckpt_settings_continues_the_checkpoints_model(dense_run, jena_dir, 
 def test_checkpoint_trained_on_other_data_is_an_error(dense_run, tmp_path, monkeypatch):
     root, ckpt = dense_run
     monkeypatch.chdir(tmp_path)
-    code, out, err = _cli(["fit", "--config", str(CONFIGS / "imdb_lstm.yaml"), "--ckpt_path", str(ckpt),
-                           "--use_ckpt_settings", "true"])
+    code, out, err = _cli(
+        ["fit", "--config", str(CONFIGS / "imdb_lstm.yaml"), "--ckpt_path", str(ckpt), "--use_ckpt_settings", "true"]
+    )
     assert code == 2 and "JenaDataModule" in err and "ImdbDataModule" in err, err
 
 
@@ -281,7 +312,20 @@ def test_concurrent_runs_claim_distinct_folders(tmp_path):
 
 def test_no_logger_writes_no_config_in_the_current_folder(jena_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = _cli(["fit", *_jena("jena_dense", jena_dir, "--trainer.max_epochs", "1",
-                                         "--trainer.logger", "false", "--trainer.callbacks", "[]")])
+    code, out, err = _cli(
+        [
+            "fit",
+            *_jena(
+                "jena_dense",
+                jena_dir,
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.logger",
+                "false",
+                "--trainer.callbacks",
+                "[]",
+            ),
+        ]
+    )
     assert code == 0, err[-3000:]
     assert not (tmp_path / "config.yaml").exists()

@@ -47,8 +47,16 @@ def test_config_prints(config, jena_dir, tmp_path):
 def test_config_runs_one_batch(config, jena_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sub = "validate" if config.stem == "jena_naive" else "fit"
-    out = run([sub, "--config", str(config), *data_overrides(config, jena_dir, tmp_path),
-               "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false"])
+    out = run(
+        [
+            sub,
+            "--config",
+            str(config),
+            *data_overrides(config, jena_dir, tmp_path),
+            "--trainer.fast_dev_run=true",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     # the run reached its end-of-run report, with a validation score
     assert f"({sub})" in out and "validation" in out, out
     # fast_dev_run writes no checkpoint and no run folder anywhere
@@ -59,16 +67,29 @@ def test_fit_checkpoint_reload_validate_test_predict(jena_dir, tmp_path, monkeyp
     from seqlight.models import DenseForecaster
 
     monkeypatch.chdir(tmp_path)
-    small = ["--config", str(Path(__file__).resolve().parents[1] / "configs" / "jena_dense.yaml"),
-             "--data.init_args.source", "synthetic", "--data.init_args.data_dir", str(jena_dir),
-             "--data.init_args.steps_per_epoch", "4", "--data.init_args.val_steps", "3",
-             "--data.init_args.test_steps", "2", "--trainer.enable_progress_bar=false"]
+    small = [
+        "--config",
+        str(Path(__file__).resolve().parents[1] / "configs" / "jena_dense.yaml"),
+        "--data.init_args.source",
+        "synthetic",
+        "--data.init_args.data_dir",
+        str(jena_dir),
+        "--data.init_args.steps_per_epoch",
+        "4",
+        "--data.init_args.val_steps",
+        "3",
+        "--data.init_args.test_steps",
+        "2",
+        "--trainer.enable_progress_bar=false",
+    ]
     out = run(["fit", *small, "--trainer.max_epochs", "2"])
     assert "best validation MAE" in out and "naive baseline, validation" in out and "SYNTHETIC" in out
     ckpt_dir = tmp_path / "runs" / "jena_dense" / "version_0" / "checkpoints"
     assert (ckpt_dir / "last.ckpt").is_file() and any(p.name.startswith("best-") for p in ckpt_dir.iterdir())
     assert (tmp_path / "runs" / "jena_dense" / "version_0" / "config.yaml").is_file()
-    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "runs" / "jena_dense" / "version_0").iterdir())
+    assert any(
+        p.name.startswith("events.out.tfevents") for p in (tmp_path / "runs" / "jena_dense" / "version_0").iterdir()
+    )
 
     # outside the CLI: the data-derived sizes are in the checkpoint's hparams
     model = DenseForecaster.load_from_checkpoint(ckpt_dir / "last.ckpt")
@@ -90,14 +111,26 @@ def test_fit_checkpoint_reload_validate_test_predict(jena_dir, tmp_path, monkeyp
 def test_naive_validate_reports_baseline(jena_dir, tmp_path, monkeypatch, jena_dm):
     monkeypatch.chdir(tmp_path)
     config = Path(__file__).resolve().parents[1] / "configs" / "jena_naive.yaml"
-    out = run(["validate", "--config", str(config), "--data.init_args.source", "synthetic",
-               "--data.init_args.data_dir", str(jena_dir), "--trainer.enable_progress_bar=false"])
+    out = run(
+        [
+            "validate",
+            "--config",
+            str(config),
+            "--data.init_args.source",
+            "synthetic",
+            "--data.init_args.data_dir",
+            str(jena_dir),
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     assert f"{jena_dm.naive_mae('val'):.4f}" in out
 
 
 def test_help_explains():
-    for args, expected in ((["--help"], ["fit", "validate", "test", "predict", "--config configs/<name>.yaml"]),
-                           (["fit", "--help"], ["--num_threads", "--ckpt_path", "--use_ckpt_settings"])):
+    for args, expected in (
+        (["--help"], ["fit", "validate", "test", "predict", "--config configs/<name>.yaml"]),
+        (["fit", "--help"], ["--num_threads", "--ckpt_path", "--use_ckpt_settings"]),
+    ):
         out = io.StringIO()
         with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as e:
             main(args)
@@ -113,11 +146,37 @@ def test_ddp_two_cpu_processes(jena_dir, tmp_path):
 
     config = Path(__file__).resolve().parents[1] / "configs" / "jena_dense.yaml"
     proc = subprocess.run(
-        [sys.executable, "-m", "seqlight", "fit", "--config", str(config), "--data.init_args.source", "synthetic",
-         "--data.init_args.data_dir", str(jena_dir), "--data.init_args.steps_per_epoch", "4",
-         "--data.init_args.val_steps", "2", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar=false",
-         "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp", "--num_threads", "1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "seqlight",
+            "fit",
+            "--config",
+            str(config),
+            "--data.init_args.source",
+            "synthetic",
+            "--data.init_args.data_dir",
+            str(jena_dir),
+            "--data.init_args.steps_per_epoch",
+            "4",
+            "--data.init_args.val_steps",
+            "2",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+            "--num_threads",
+            "1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MEMBER: 2/2" in proc.stderr + proc.stdout
@@ -133,7 +192,19 @@ def test_mixed_precision_bf16(config, semantics, jena_dir, tmp_path, monkeypatch
     fallback itself, on either kind of CPU)."""
     monkeypatch.chdir(tmp_path)
     path = Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml"
-    out = run(["fit", "--config", str(path), *data_overrides(path, jena_dir, tmp_path),
-               "--model.init_args.semantics", semantics, "--trainer.fast_dev_run", "2",
-               "--trainer.precision", "bf16-mixed", "--trainer.enable_progress_bar=false"])
+    out = run(
+        [
+            "fit",
+            "--config",
+            str(path),
+            *data_overrides(path, jena_dir, tmp_path),
+            "--model.init_args.semantics",
+            semantics,
+            "--trainer.fast_dev_run",
+            "2",
+            "--trainer.precision",
+            "bf16-mixed",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     assert "(fit)" in out and "validation" in out, out

@@ -46,8 +46,13 @@ def test_sigkill_mid_epoch_then_resume_is_exact(jena_dir, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
 
     # killed during the third step of the second epoch: last.ckpt then holds the first epoch
-    p = _fit(killed, jena_dir, "--trainer.callbacks+=sigkill_callback.SigkillAt", "--trainer.callbacks.epoch=1",
-             "--trainer.callbacks.batch=2")
+    p = _fit(
+        killed,
+        jena_dir,
+        "--trainer.callbacks+=sigkill_callback.SigkillAt",
+        "--trainer.callbacks.epoch=1",
+        "--trainer.callbacks.batch=2",
+    )
     assert p.returncode == -9, (p.returncode, p.stderr[-3000:])
     run = killed / "runs" / "jena_gru_dropout" / "version_0"
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0

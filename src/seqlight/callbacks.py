@@ -23,10 +23,10 @@ from weakref import proxy
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.seed import seed_everything
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 
 __all__ = ["ModelCheckpoint", "EpochSeeds", "epoch_seed"]
 

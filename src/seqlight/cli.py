@@ -376,6 +376,10 @@ def main(args: list[str] | None = None) -> None:
         if os.environ.get("SEQLIGHT_DEBUG"):
             raise
         text = _summarize_parse_error(str(e)) if isinstance(e, ArgumentError) else str(e)
-        hint = " Run `seqlight <fit|validate|test|predict> --help` for the options." if isinstance(e, ArgumentError) else ""
+        hint = (
+            " Run `seqlight <fit|validate|test|predict> --help` for the options."
+            if isinstance(e, ArgumentError)
+            else ""
+        )
         print(f"seqlight: error: {text}{hint}", file=sys.stderr)
         raise SystemExit(2) from None

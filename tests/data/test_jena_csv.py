@@ -11,8 +11,16 @@ import pytest
 from seqlight.data import JenaDataError, JenaDataModule, read_jena_csv
 from seqlight.data.jena_synthetic import JENA_COLUMNS, JENA_FEATURES, generate_jena, write_jena_csv
 
-SMALL = dict(lookback=60, step=6, delay=12, train_range=(0, 600), val_range=(601, 800), test_range=(801, None),
-             steps_per_epoch=2, batch_size=8)
+SMALL = dict(
+    lookback=60,
+    step=6,
+    delay=12,
+    train_range=(0, 600),
+    val_range=(601, 800),
+    test_range=(801, None),
+    steps_per_epoch=2,
+    batch_size=8,
+)
 
 
 @pytest.fixture
@@ -54,8 +62,10 @@ def test_synthetic_physics_is_consistent():
 def test_crlf_and_unquoted_header_read_the_same(small_csv, tmp_path):
     lines = lines_of(small_csv)
     other = tmp_path / "crlf.csv"
-    other.write_bytes(("Date Time," + ",".join(JENA_FEATURES) + "\r\n").encode()
-                      + "".join(l.replace("\n", "\r\n") for l in lines[1:]).encode())
+    other.write_bytes(
+        ("Date Time," + ",".join(JENA_FEATURES) + "\r\n").encode()
+        + "".join(l.replace("\n", "\r\n") for l in lines[1:]).encode()
+    )
     a, b = read_jena_csv(small_csv), read_jena_csv(other)
     np.testing.assert_array_equal(a.values, b.values)
     assert (a.timestamps == b.timestamps).all()
@@ -67,8 +77,11 @@ def test_real_january_subset_reads(tmp_path, shared_dataset):
     s = read_jena_csv(path, features=features)
     assert s.values.shape == (4000, 11)
     np.testing.assert_allclose(s.values[0, :3], [996.52, -8.02, 265.40])  # the official first row
-    dm = JenaDataModule(path=str(path), features=features, **{**SMALL, "lookback": 720, "train_range": (0, 2000),
-                                                              "val_range": (2001, 3000), "test_range": (3001, None)})
+    dm = JenaDataModule(
+        path=str(path),
+        features=features,
+        **{**SMALL, "lookback": 720, "train_range": (0, 2000), "val_range": (2001, 3000), "test_range": (3001, None)},
+    )
     with pytest.warns(UserWarning, match=r"starts with the official Jena climate data but has 4,000 rows"):
         dm.setup()  # the first 4,000 rows of the real file: sound data, not the book's whole series
     x, y = next(iter(dm.train_dataloader()))
@@ -103,8 +116,10 @@ def corrupt(path, line, column, value):
     return rewrite(path, lines)
 
 
-@pytest.mark.parametrize("value,what", [("abc", "'abc' is not a number"), ("", "empty cell or NaN"),
-                                        ("NaN", "empty cell or NaN"), ("1,5", None)])
+@pytest.mark.parametrize(
+    "value,what",
+    [("abc", "'abc' is not a number"), ("", "empty cell or NaN"), ("NaN", "empty cell or NaN"), ("1,5", None)],
+)
 def test_bad_cells_name_file_line_and_column(small_csv, value, what):
     if value == "1,5":  # an extra field shifts the row: the parser names the line
         lines = lines_of(small_csv)
@@ -238,12 +253,15 @@ OFFICIAL_FIRST_LINE = (
 def test_official_file_cut_at_a_line_break_warns_wherever_it_comes_from(jena_dir, tmp_path):
     """A copy of the real file cut at 350,000 rows, passed with --data.init_args.path: the row-count check
     is about the file (its first row is the official one), not about how it was found."""
-    lines = lines_of(jena_dir / "jena_climate_synthetic.csv")[: 350_001]
+    lines = lines_of(jena_dir / "jena_climate_synthetic.csv")[:350_001]
     lines[1] = OFFICIAL_FIRST_LINE  # the rows after it are synthetic: the check looks at the first row only
     path = rewrite(tmp_path / "my_copy.csv", lines)
     dm = JenaDataModule(path=str(path))
-    with pytest.warns(UserWarning, match=r"my_copy\.csv starts with the official Jena climate data but has 350,000 "
-                                         r"rows, 01\.01\.2009 00:10:00 to .*420,551 rows"):
+    with pytest.warns(
+        UserWarning,
+        match=r"my_copy\.csv starts with the official Jena climate data but has 350,000 "
+        r"rows, 01\.01\.2009 00:10:00 to .*420,551 rows",
+    ):
         dm.setup()
 
 

@@ -182,31 +182,34 @@ def test_permutation_sampling_through_the_datamodule(jena_dir):
     assert len(dm.train_dataloader()) == (200000 - 1440) // 128 + 1
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-    ({"batch_size": True}, "batch_size must be an integer >= 1, got True"),
-    ({"lookback": 0}, "lookback must be an integer >= 1, got 0"),
-    ({"step": -1}, "step must be an integer >= 1, got -1"),
-    ({"delay": 0}, "delay must be an integer >= 1, got 0"),
-    ({"delay": 1.5}, "delay must be an integer >= 1, got 1.5"),
-    ({"step": 7, "lookback": 6}, "step (7) must not exceed lookback (6)"),
-    ({"steps_per_epoch": 0}, "steps_per_epoch must be an integer >= 1 or None, got 0"),
-    ({"steps_per_epoch": None}, "steps_per_epoch is required with sampling='replacement'"),
-    ({"val_steps": 0}, "val_steps must be an integer >= 1 or None, got 0"),
-    ({"standardize_rows": 0}, "standardize_rows must be an integer >= 1 or None, got 0"),
-    ({"num_workers": -1}, "num_workers must be an integer >= 0, got -1"),
-    ({"synthetic_rows": 0}, "synthetic_rows must be an integer >= 1, got 0"),
-    ({"train_range": (10, 10)}, "train_range must be (min_index, max_index) with 0 <= min_index < max_index"),
-    ({"val_range": (-1, None)}, "val_range must be (min_index, max_index)"),
-    ({"test_range": (300001,)}, "test_range must be (min_index, max_index)"),
-    ({"download_timeout": 0}, "download_timeout must be a number of seconds > 0, got 0"),
-    ({"source": "web"}, "source must be one of ['auto', 'real', 'synthetic'], got 'web'"),
-    ({"eval_rows": "some"}, "eval_rows must be one of ['book', 'all'], got 'some'"),
-    ({"timestamp_check": "lax"}, "timestamp_check must be one of ['strict', 'warn'], got 'lax'"),
-    ({"wind_errors": "drop"}, "wind_errors must be one of ['zero', 'keep'], got 'drop'"),
-    ({"features": []}, "features must name distinct columns, at least one"),
-    ({"target": "T (K)"}, "target 'T (K)' is not one of the features"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"batch_size": True}, "batch_size must be an integer >= 1, got True"),
+        ({"lookback": 0}, "lookback must be an integer >= 1, got 0"),
+        ({"step": -1}, "step must be an integer >= 1, got -1"),
+        ({"delay": 0}, "delay must be an integer >= 1, got 0"),
+        ({"delay": 1.5}, "delay must be an integer >= 1, got 1.5"),
+        ({"step": 7, "lookback": 6}, "step (7) must not exceed lookback (6)"),
+        ({"steps_per_epoch": 0}, "steps_per_epoch must be an integer >= 1 or None, got 0"),
+        ({"steps_per_epoch": None}, "steps_per_epoch is required with sampling='replacement'"),
+        ({"val_steps": 0}, "val_steps must be an integer >= 1 or None, got 0"),
+        ({"standardize_rows": 0}, "standardize_rows must be an integer >= 1 or None, got 0"),
+        ({"num_workers": -1}, "num_workers must be an integer >= 0, got -1"),
+        ({"synthetic_rows": 0}, "synthetic_rows must be an integer >= 1, got 0"),
+        ({"train_range": (10, 10)}, "train_range must be (min_index, max_index) with 0 <= min_index < max_index"),
+        ({"val_range": (-1, None)}, "val_range must be (min_index, max_index)"),
+        ({"test_range": (300001,)}, "test_range must be (min_index, max_index)"),
+        ({"download_timeout": 0}, "download_timeout must be a number of seconds > 0, got 0"),
+        ({"source": "web"}, "source must be one of ['auto', 'real', 'synthetic'], got 'web'"),
+        ({"eval_rows": "some"}, "eval_rows must be one of ['book', 'all'], got 'some'"),
+        ({"timestamp_check": "lax"}, "timestamp_check must be one of ['strict', 'warn'], got 'lax'"),
+        ({"wind_errors": "drop"}, "wind_errors must be one of ['zero', 'keep'], got 'drop'"),
+        ({"features": []}, "features must name distinct columns, at least one"),
+        ({"target": "T (K)"}, "target 'T (K)' is not one of the features"),
+    ],
+)
 def test_bad_arguments_are_refused_before_any_file_is_read(tmp_path, kwargs, message):
     # source='real' on an empty folder: reading anything would fail differently (no such file, download)
     with pytest.raises(SeqlightError) as e:
@@ -219,6 +222,9 @@ def test_bad_arguments_are_refused_before_any_file_is_read(tmp_path, kwargs, mes
 def test_lookback_longer_than_the_file_names_file_rows_and_argument(jena_dir):
     # valid by itself, so only setup() can tell: the message names the file, its rows and the argument
     dm = JenaDataModule(data_dir=str(jena_dir), source="synthetic", lookback=500_000, step=6)
-    with pytest.raises(JenaDataError, match=r"jena_climate_synthetic\.csv has 420551 rows, too few for lookback "
-                                            r"500000 \+ delay 144"):
+    with pytest.raises(
+        JenaDataError,
+        match=r"jena_climate_synthetic\.csv has 420551 rows, too few for lookback "
+        r"500000 \+ delay 144",
+    ):
         dm.setup()

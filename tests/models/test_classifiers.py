@@ -125,7 +125,9 @@ def test_pretrained_without_a_matrix_or_with_the_wrong_shape_fails(glove_dm, tmp
 
 def test_embedding_classifier_learns_the_synthetic_reviews_and_reports(tmp_path):
     seed_everything(0)
-    dm = KerasImdbDataModule(data_dir=str(tmp_path), source="synthetic", synthetic_size=300, maxlen=20, num_words=500, batch_size=32)
+    dm = KerasImdbDataModule(
+        data_dir=str(tmp_path), source="synthetic", synthetic_size=300, maxlen=20, num_words=500, batch_size=32
+    )
     m = EmbeddingClassifier(500, 20, 8, hidden_units=[16])  # 6.1.2 + a hidden layer: "not great" is an XOR
     ckpt = __import__("lightning.pytorch.callbacks", fromlist=["ModelCheckpoint"]).ModelCheckpoint(
         monitor="val/acc", mode="max", dirpath=tmp_path / "ck", filename="best-{epoch:02d}"

@@ -27,7 +27,12 @@ def test_gru_forecaster_keras2_has_the_books_parameter_count():
 
 def test_stacked_gru_per_layer_options():
     m = RecurrentForecaster(
-        num_features=14, units=[32, 64], activation=["tanh", "relu"], dropout=0.1, recurrent_dropout=0.5, semantics="keras2"
+        num_features=14,
+        units=[32, 64],
+        activation=["tanh", "relu"],
+        dropout=0.1,
+        recurrent_dropout=0.5,
+        semantics="keras2",
     )
     assert [r.hidden_size for r in m.rnns] == [32, 64]
     assert m.rnns[1].activation == "relu" and m.rnns[1].input_size == 32
@@ -142,8 +147,9 @@ def test_fit_reduces_training_loss(make):
     with torch.no_grad():
         before = (model(x) - y).abs().mean()
     model.lr = 1e-2
-    L.Trainer(max_epochs=25, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False).fit(model, loader)
+    L.Trainer(
+        max_epochs=25, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    ).fit(model, loader)
     model.eval()
     with torch.no_grad():
         after = (model(x) - y).abs().mean()

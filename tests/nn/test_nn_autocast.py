@@ -181,7 +181,11 @@ def test_as_an_avx2_only_cpu():
     env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", SEQLIGHT_TEST_EXPECT_BF16_LSTM="0", OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "not avx2_only_cpu"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "skipped" not in proc.stdout and "failed" not in proc.stdout

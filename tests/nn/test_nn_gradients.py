@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqlight.nn import GRU, LSTM, SimpleRNN
-from seqlight.nn import _loop
+from seqlight.nn import GRU, LSTM, SimpleRNN, _loop
 
 B, T, I, H = 2, 4, 3, 3
 
@@ -36,13 +35,19 @@ def test_gradcheck_custom_loop(cls, kw, masked):
     gen = torch.Generator().manual_seed(1)
     xw = torch.randn(G, T, B, H, dtype=torch.float64, generator=gen, requires_grad=True)
     w_hh = (0.5 * torch.randn(G * H, H, dtype=torch.float64, generator=gen)).requires_grad_()
-    b_hh = torch.randn(G * H, dtype=torch.float64, generator=gen, requires_grad=True) if kind == "gru" and layer.reset_after else None
+    b_hh = (
+        torch.randn(G * H, dtype=torch.float64, generator=gen, requires_grad=True)
+        if kind == "gru" and layer.reset_after
+        else None
+    )
     h0 = torch.randn(B, H, dtype=torch.float64, generator=gen, requires_grad=True)
     c0 = torch.randn(B, H, dtype=torch.float64, generator=gen, requires_grad=True) if kind == "lstm" else None
     mask = (torch.rand(G, B, H, generator=gen, dtype=torch.float64) > 0.3).double() / 0.7 if masked else None
 
     def f(xw, w_hh, b_hh, h0, c0):
-        out, h, c = _loop._Recurrence.apply(xw, w_hh, b_hh, h0, c0, mask, kind, layer.activation, layer.recurrent_activation, layer.reset_after)
+        out, h, c = _loop._Recurrence.apply(
+            xw, w_hh, b_hh, h0, c0, mask, kind, layer.activation, layer.recurrent_activation, layer.reset_after
+        )
         return (out, h) if c is None else (out, h, c)
 
     assert torch.autograd.gradcheck(f, (xw, w_hh, b_hh, h0, c0), eps=1e-6, atol=1e-6)

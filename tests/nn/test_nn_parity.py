@@ -92,7 +92,9 @@ def test_no_dropout_matches_reference(case, use_fused, go_backwards):
             np.testing.assert_allclose(g, r, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("case", CASES[:1] + CASES[2:4] + CASES[5:9], ids=[_ids(c) for c in CASES[:1] + CASES[2:4] + CASES[5:9]])
+@pytest.mark.parametrize(
+    "case", CASES[:1] + CASES[2:4] + CASES[5:9], ids=[_ids(c) for c in CASES[:1] + CASES[2:4] + CASES[5:9]]
+)
 @pytest.mark.parametrize("mode", ["per_sample", "batch", "input_only"])
 def test_dropout_masks_match_reference(case, mode):
     kind, kw = case
@@ -101,7 +103,13 @@ def test_dropout_masks_match_reference(case, mode):
     reset_after = kw.get("reset_after", True)
     w = keras_weights(kind, rng, reset_after)
     rd = 0.0 if mode == "input_only" else 0.4
-    layer = make_layer(kind, dropout=0.3, recurrent_dropout=rd, recurrent_dropout_mode="batch" if mode == "batch" else "per_sample", **kw)
+    layer = make_layer(
+        kind,
+        dropout=0.3,
+        recurrent_dropout=rd,
+        recurrent_dropout_mode="batch" if mode == "batch" else "per_sample",
+        **kw,
+    )
     layer.load_keras_weights(w)
     layer.train()
     keep = lambda shape, p: (rng.random(shape) > p) / (1 - p)  # noqa: E731

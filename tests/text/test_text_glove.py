@@ -21,7 +21,9 @@ from seqlight.text import (
     write_glove,
 )
 
-GLOVE_50D = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "glove_6B_50d" / "glove.6B.50d.top20000.txt.gz"
+GLOVE_50D = (
+    Path(__file__).resolve().parents[3] / "shared" / "datasets" / "glove_6B_50d" / "glove.6B.50d.top20000.txt.gz"
+)
 
 
 def book_loop(lines):
@@ -167,7 +169,9 @@ def test_embedding_matrix_is_the_books(small):
         assert m.shape == (num_words, 7) and m.dtype == np.float32
         np.testing.assert_array_equal(m, ref.astype(np.float32))
         # a plain dict (the book's embeddings_index) works too
-        np.testing.assert_array_equal(embedding_matrix(word_index, dict(zip(v.words, np.asarray(v.vectors))), num_words), m)
+        np.testing.assert_array_equal(
+            embedding_matrix(word_index, dict(zip(v.words, np.asarray(v.vectors))), num_words), m
+        )
     assert not embedding_matrix(word_index, v, 7)[[0, 2, 6]].any()  # padding row and missing words stay zero
     cov = embedding_coverage(word_index, v, 6)
     assert (cov.found, cov.total, cov.missing) == (4, 5, ("unknownword",))

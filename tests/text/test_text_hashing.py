@@ -44,9 +44,13 @@ def test_stable_default_is_the_same_in_every_process():
     salted = set()
     for seed in ("1", "2", "3"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+        outs.add(
+            subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+        )
         code_h = code.replace("1000)", "1000, hash_function='hash')")
-        salted.add(subprocess.run([sys.executable, "-c", code_h], env=env, capture_output=True, text=True, check=True).stdout)
+        salted.add(
+            subprocess.run([sys.executable, "-c", code_h], env=env, capture_output=True, text=True, check=True).stdout
+        )
     assert len(outs) == 1
     assert len(salted) > 1  # why the default is not Python's hash
 

@@ -17,7 +17,10 @@ PAIRS = list(itertools.product(("pre", "post"), ("pre", "post")))
 
 
 def _random_sequences(rng, n, max_len, empty_share=0.2):
-    return [list(rng.integers(1, 1000, size=0 if rng.random() < empty_share else rng.integers(1, max_len))) for _ in range(n)]
+    return [
+        list(rng.integers(1, 1000, size=0 if rng.random() < empty_share else rng.integers(1, max_len)))
+        for _ in range(n)
+    ]
 
 
 @pytest.mark.parametrize("padding,truncating", PAIRS)
@@ -65,7 +68,11 @@ def test_maxlen_zero(padding):
 
 def test_dtype_value_and_item_shape_options_match_keras():
     seqs = [[1, 2, 3], [4]]
-    for kw in ({"dtype": "float32", "value": -1.5}, {"dtype": "int64", "value": 7}, {"dtype": "float64", "value": np.nan}):
+    for kw in (
+        {"dtype": "float32", "value": -1.5},
+        {"dtype": "int64", "value": 7},
+        {"dtype": "float64", "value": np.nan},
+    ):
         np.testing.assert_array_equal(pad_sequences(seqs, maxlen=4, **kw), kp_seq.pad_sequences(seqs, maxlen=4, **kw))
     words = [["a", "b"], ["c"]]
     for kw in ({"dtype": object, "value": "<pad>"}, {"dtype": "<U5", "value": "-"}):

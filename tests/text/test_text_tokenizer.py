@@ -21,7 +21,8 @@ CORPUS = [
     "",
     "   ",
     "Don't STOP me now!!! I'm having such a good time...\tI'm having a ball\n",
-    "Caf\u00e9 na\u00efve \u00c9COLE stra\u00dfe \u0130stanbul \u039f\u0394\u039f\u03a3 \u03a3\u039f\u03a6\u0399\u0391\u03a3",
+    "Caf\u00e9 na\u00efve \u00c9COLE stra\u00dfe \u0130stanbul "
+    "\u039f\u0394\u039f\u03a3 \u03a3\u039f\u03a6\u0399\u0391\u03a3",
     "windows\r\nline\rendings and\xa0non-breaking\u2009spaces, <br /><br />html tags",
     "numbers 1,000.5 and e-mail a@b.com (parens) [brackets] {braces} ~tilde~ `tick` |pipe| ^caret^",
     "emoji \U0001f600 and \u00bfqu\u00e9? \u00a1s\u00ed! \u201cquotes\u201d \u2014 dash",

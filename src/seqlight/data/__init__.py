@@ -1,7 +1,7 @@
 """LightningDataModules and the file handling behind them."""
 
-from seqlight.data.jena import JenaDataModule, JenaDataError, read_jena_csv
-from seqlight.data.imdb import ImdbDataModule, KerasImdbDataModule, ImdbDataError
+from seqlight.data.imdb import ImdbDataError, ImdbDataModule, KerasImdbDataModule
+from seqlight.data.jena import JenaDataError, JenaDataModule, read_jena_csv
 
 __all__ = [
     "JenaDataModule",

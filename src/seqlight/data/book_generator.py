@@ -30,7 +30,7 @@ def generator(data, lookback, delay, min_index, max_index, shuffle=False, batch_
 
         samples = np.zeros((len(rows), lookback // step, data.shape[-1]))
         targets = np.zeros((len(rows),))
-        for j, row in enumerate(rows):
+        for j, row in enumerate(rows):  # noqa: B007 - the book's listing, as printed
             indices = range(rows[j] - lookback, rows[j], step)
             samples[j] = data[indices]
             targets[j] = data[rows[j] + delay][1]

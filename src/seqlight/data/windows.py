@@ -95,9 +95,7 @@ class WindowDataset(Dataset):
     gather neither competes with the model for cores nor falls into the OpenMP oversubscription trap.
     """
 
-    def __init__(
-        self, data, lookback: int, step: int, delay: int, target_index: int, reverse: bool = False
-    ) -> None:
+    def __init__(self, data, lookback: int, step: int, delay: int, target_index: int, reverse: bool = False) -> None:
         data = np.ascontiguousarray(np.asarray(data, dtype=np.float32))
         if data.ndim != 2:
             raise ValueError(f"data must be 2-D (rows, features), got shape {tuple(data.shape)}")
@@ -146,8 +144,10 @@ class WindowDataset(Dataset):
         start = np.asarray(indices, dtype=np.int64)  # item i's window starts at row i (= row - lookback)
         n = len(self)
         if start.size and (start.min() < -n or start.max() >= n):
-            raise IndexError(f"dataset indices must lie in [{-n}, {n}), the {n} windows (rows {self.first_row} to "
-                             f"{self.end_row - 1})")
+            raise IndexError(
+                f"dataset indices must lie in [{-n}, {n}), the {n} windows (rows {self.first_row} to "
+                f"{self.end_row - 1})"
+            )
         start = start % n if n else start  # negative indices count from the end, as for a list
         x = self._windows[start % self.step, start // self.step]
         if self.reverse:
@@ -207,9 +207,7 @@ class RandomRowSampler(Sampler[int]):
     ``set_epoch`` (Lightning calls it) or, without it, counts the iterations.
     """
 
-    def __init__(
-        self, low: int, high: int, num_samples: int | None, replacement: bool = True, seed: int = 0
-    ) -> None:
+    def __init__(self, low: int, high: int, num_samples: int | None, replacement: bool = True, seed: int = 0) -> None:
         if high <= low:
             raise ValueError(f"empty row range [{low}, {high})")
         if num_samples is None and replacement:

@@ -121,7 +121,12 @@ class Classifier(KerasStyleModule):
         """Best validation accuracy (from the checkpoint callback) and the last validation/test accuracy."""
         rows = []
         ckpt = getattr(trainer, "checkpoint_callback", None)
-        if subcommand == "fit" and ckpt is not None and ckpt.best_model_score is not None and "acc" in str(ckpt.monitor):
+        if (
+            subcommand == "fit"
+            and ckpt is not None
+            and ckpt.best_model_score is not None
+            and "acc" in str(ckpt.monitor)
+        ):
             epoch = ""
             path = str(getattr(ckpt, "best_model_path", "") or "")
             if "epoch=" in path:

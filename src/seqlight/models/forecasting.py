@@ -87,8 +87,11 @@ class Forecaster(KerasStyleModule):
         rows = []
         metrics = trainer.callback_metrics
         ckpt = getattr(trainer, "checkpoint_callback", None)
-        if subcommand == "fit" and ckpt is not None and ckpt.best_model_score is not None and "val/mae" in str(
-            ckpt.monitor
+        if (
+            subcommand == "fit"
+            and ckpt is not None
+            and ckpt.best_model_score is not None
+            and "val/mae" in str(ckpt.monitor)
         ):
             rows.append(("best validation MAE", float(ckpt.best_model_score)))
         for split in ("val", "test"):

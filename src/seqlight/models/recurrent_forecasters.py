@@ -96,7 +96,13 @@ class RecurrentForecaster(Forecaster):
         layers, size = [], nf
         for u, a, d, rd in zip(units, acts, drops, rdrops):
             layer = recurrent_layer(
-                cell, size, u, semantics, activation=a, dropout=d, recurrent_dropout=rd,
+                cell,
+                size,
+                u,
+                semantics,
+                activation=a,
+                dropout=d,
+                recurrent_dropout=rd,
                 recurrent_dropout_mode=recurrent_dropout_mode,
             )
             if bidirectional:
@@ -186,7 +192,12 @@ class ConvGRUForecaster(Forecaster):
             Conv1D(filters, filters, kernel_size, activation="relu"),
         )
         self.gru = recurrent_layer(
-            "gru", filters, units, semantics, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            "gru",
+            filters,
+            units,
+            semantics,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
             recurrent_dropout_mode=recurrent_dropout_mode,
         )
         self.head = keras_init_(nn.Linear(units, 1))

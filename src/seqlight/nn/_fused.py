@@ -75,13 +75,20 @@ def runs_under_autocast(kind: str, activation: str, device: torch.device) -> boo
             name = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}[kind]
             hint = ""
             if device.type == "cpu" and dtype == torch.bfloat16:
-                hint = (" On CPUs, oneDNN has a bf16 LSTM only with AVX-512 "
-                        f"(torch.ops.mkldnn._is_mkldnn_bf16_supported() is {_mkldnn_bf16()}).")
+                hint = (
+                    " On CPUs, oneDNN has a bf16 LSTM only with AVX-512 "
+                    f"(torch.ops.mkldnn._is_mkldnn_bf16_supported() is {_mkldnn_bf16()})."
+                )
             _log.warning(
                 "PyTorch's fused %s kernel does not run under %s autocast to %s on this machine (%s). seqlight.nn "
                 "runs it with autocast off, in the parameters' dtype, for the recurrence only (the rest of the model "
                 "keeps %s).%s",
-                name, device.type, dtype, reason, dtype, hint,
+                name,
+                device.type,
+                dtype,
+                reason,
+                dtype,
+                hint,
             )
     return ok
 

@@ -43,7 +43,9 @@ class Bidirectional(nn.Module):
         (torch.Size([2, 50, 64]), torch.Size([2, 2, 32]), 64)
     """
 
-    def __init__(self, layer: KerasRecurrent, merge_mode: str | None = "concat", backward_layer: KerasRecurrent | None = None):
+    def __init__(
+        self, layer: KerasRecurrent, merge_mode: str | None = "concat", backward_layer: KerasRecurrent | None = None
+    ):
         super().__init__()
         if not isinstance(layer, KerasRecurrent):
             raise ValueError(f"layer must be a seqlight.nn recurrent layer, got {type(layer).__name__}")

@@ -323,7 +323,9 @@ class KerasRecurrent(nn.Module):
             if kernel.shape != (in_size, G * H):
                 raise ValueError(f"weights[{3 * k}] (kernel) must have shape {(in_size, G * H)}, got {kernel.shape}")
             if rec.shape != (H, G * H):
-                raise ValueError(f"weights[{3 * k + 1}] (recurrent_kernel) must have shape {(H, G * H)}, got {rec.shape}")
+                raise ValueError(
+                    f"weights[{3 * k + 1}] (recurrent_kernel) must have shape {(H, G * H)}, got {rec.shape}"
+                )
             two = self.kind == "gru" and self.reset_after
             want = (2, G * H) if two else (G * H,)
             if bias.shape != want:

@@ -107,7 +107,15 @@ def _time_order(x, go_backwards):
 
 
 def simple_rnn(
-    x, kernel, recurrent_kernel, bias, activation="tanh", h0=None, dropout_mask=None, recurrent_mask=None, go_backwards=False
+    x,
+    kernel,
+    recurrent_kernel,
+    bias,
+    activation="tanh",
+    h0=None,
+    dropout_mask=None,
+    recurrent_mask=None,
+    go_backwards=False,
 ):
     """Keras ``SimpleRNN`` (2.0.8 and 3 alike): ``h = activation((x * m) W + b + (h * m_r) U)``.
 

@@ -43,7 +43,9 @@ def word_level_one_hot(samples: Sequence[str], max_length: int = 10) -> tuple[np
     return results, token_index
 
 
-def character_level_one_hot(samples: Sequence[str], max_length: int = 50, characters: str = string.printable) -> np.ndarray:
+def character_level_one_hot(
+    samples: Sequence[str], max_length: int = 50, characters: str = string.printable
+) -> np.ndarray:
     """Listing 6.2: one-hot the first ``max_length`` characters over ``string.printable`` (indices 1..100).
 
     Characters outside ``characters`` are left as all-zero rows.

@@ -68,7 +68,9 @@ def pad_sequences(
         try:
             lengths[i] = len(s)
         except TypeError:
-            raise ValueError(f"`sequences` must be a list of iterables. Found non-iterable at position {i}: {s!r}") from None
+            raise ValueError(
+                f"`sequences` must be a list of iterables. Found non-iterable at position {i}: {s!r}"
+            ) from None
         if not found_shape and lengths[i]:
             item_shape = np.asarray(s).shape[1:]
             found_shape = True
@@ -77,7 +79,7 @@ def pad_sequences(
         maxlen = int(lengths.max()) if len(lengths) else 0
 
     dt = np.dtype(dtype) if dtype is not object else np.dtype(object)
-    if isinstance(value, str) and dt != object and dt.kind not in "US":
+    if isinstance(value, str) and dt.kind not in "OUS":
         raise ValueError(
             f"`dtype` {dtype} is not compatible with `value`'s type: {type(value)}\n"
             "You should set `dtype=object` for variable length strings."
@@ -86,7 +88,7 @@ def pad_sequences(
     if maxlen == 0 or not len(sequences):
         return out
 
-    if not item_shape and dt != object and dt.kind not in "US":
+    if not item_shape and dt.kind not in "OUS":
         return _pad_flat(sequences, lengths, maxlen, out, padding, truncating)
 
     for i, s in enumerate(sequences):
@@ -107,7 +109,9 @@ def pad_sequences(
     return out
 
 
-def _pad_flat(sequences, lengths: np.ndarray, maxlen: int, out: np.ndarray, padding: str, truncating: str) -> np.ndarray:
+def _pad_flat(
+    sequences, lengths: np.ndarray, maxlen: int, out: np.ndarray, padding: str, truncating: str
+) -> np.ndarray:
     """Vectorised path for sequences of scalars: one concatenation, one scatter."""
     nonempty = [np.asarray(s) for s in sequences if len(s)]
     for a in nonempty:
