@@ -14,21 +14,33 @@
 :func:`make_synthetic_glove` writes a small GloVe-format text file whose vectors put the positive and the
 negative words on opposite sides of one direction, so pretrained vectors help as in 6.1.3.
 
-Everything is deterministic for a given seed; the files are written atomically (a temporary folder renamed).
+Everything is deterministic for a given seed; the files are written atomically (a temporary folder renamed)
+by one process at a time (:func:`seqlight.files.create_once`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["POSITIVE", "NEGATIVE", "make_synthetic_acl_imdb", "make_synthetic_glove", "synthetic_vocabulary"]
+from seqlight.files import atomic_path, create_once
 
-POSITIVE = ("great", "excellent", "wonderful", "superb", "brilliant", "moving", "delightful", "fantastic", "enjoyable", "masterful")
+__all__ = ["NEGATIVE", "POSITIVE", "make_synthetic_acl_imdb", "make_synthetic_glove", "synthetic_vocabulary"]
+
+POSITIVE = (
+    "great",
+    "excellent",
+    "wonderful",
+    "superb",
+    "brilliant",
+    "moving",
+    "delightful",
+    "fantastic",
+    "enjoyable",
+    "masterful",
+)
 NEGATIVE = ("awful", "terrible", "boring", "dreadful", "poor", "dull", "horrible", "weak", "pointless", "tedious")
 _SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "si", "pe", "da", "gu", "fe", "ho", "ji", "bu", "zo")
 _MARKER = ".complete"
@@ -52,6 +64,7 @@ def _review(rng: np.random.RandomState, label: int, filler: list[str], negated_s
     # Zipf-like filler distribution, so the vocabulary has a long tail as real text does
     ranks = np.minimum(rng.zipf(1.3, size=n) - 1, len(filler) - 1)
     words = [filler[r] for r in ranks]
+
     def phrase() -> list[str]:
         negated = rng.rand() < negated_share
         good = (label == 1) != negated
@@ -87,42 +100,43 @@ def make_synthetic_acl_imdb(
     """Write (once) and return ``dest/aclImdb`` in the official layout with synthetic, learnable reviews.
 
     An existing complete folder made with the same arguments is reused; a different or incomplete one is
-    replaced. The folder is built under a temporary name and renamed, so readers never see half of it.
+    replaced. The folder is built under a temporary name and renamed, so readers never see half of it, and
+    two processes asking at once build it once (the second waits for the first).
     """
-    dest = Path(dest)
     n_test_per_class = n_per_class if n_test_per_class is None else n_test_per_class
     tag = f"n={n_per_class},test={n_test_per_class},seed={seed},negated={negated_share},v=2"
-    final = dest / "aclImdb"
-    marker = final / _MARKER
-    if marker.exists() and marker.read_text() == tag:
-        return final
-    dest.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".aclImdb.", suffix=".part", dir=dest))
-    try:
-        root = tmp / "aclImdb"
-        filler = synthetic_vocabulary(seed=seed)
-        rng = np.random.RandomState(seed)
-        for split, n in (("train", n_per_class), ("test", n_test_per_class)):
-            for label, name in ((0, "neg"), (1, "pos")):
-                folder = root / split / name
-                folder.mkdir(parents=True)
-                for i in range(n):
-                    rating = rng.randint(7, 11) if label else rng.randint(1, 5)
-                    (folder / f"{i}_{rating}.txt").write_text(_review(rng, label, filler, negated_share), encoding="utf-8")
-        (root / "README").write_text(
-            "Synthetic reviews in the layout of the Large Movie Review Dataset v1.0 (aclImdb), made by "
-            f"seqlight.data.imdb_synthetic ({tag}). Not real data.\n",
-            encoding="utf-8",
-        )
-        vocab = sorted(set(filler) | set(POSITIVE) | set(NEGATIVE) | {"not", "this", "movie", "was", "br", "overall"})
-        (root / "imdb.vocab").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        (root / _MARKER).write_text(tag)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(root, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    final = Path(dest) / "aclImdb"
+
+    def complete(folder: Path) -> bool:
+        marker = folder / _MARKER
+        return marker.is_file() and marker.read_text() == tag
+
+    def build() -> None:
+        with atomic_path(final, directory=True) as root:
+            _write_reviews(root, tag, n_per_class, n_test_per_class, seed, negated_share)
+
+    return create_once(final, build, done=complete)
+
+
+def _write_reviews(root: Path, tag: str, n_per_class: int, n_test_per_class: int, seed: int, negated_share: float):
+    """Fill the empty folder ``root`` with the synthetic aclImdb files."""
+    filler = synthetic_vocabulary(seed=seed)
+    rng = np.random.RandomState(seed)
+    for split, n in (("train", n_per_class), ("test", n_test_per_class)):
+        for label, name in ((0, "neg"), (1, "pos")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                rating = rng.randint(7, 11) if label else rng.randint(1, 5)
+                (folder / f"{i}_{rating}.txt").write_text(_review(rng, label, filler, negated_share), encoding="utf-8")
+    (root / "README").write_text(
+        "Synthetic reviews in the layout of the Large Movie Review Dataset v1.0 (aclImdb), made by "
+        f"seqlight.data.imdb_synthetic ({tag}). Not real data.\n",
+        encoding="utf-8",
+    )
+    vocab = sorted(set(filler) | set(POSITIVE) | set(NEGATIVE) | {"not", "this", "movie", "was", "br", "overall"})
+    (root / "imdb.vocab").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (root / _MARKER).write_text(tag)
 
 
 def make_synthetic_glove(dest: str | os.PathLike, dim: int = 100, seed: int = 0, n_extra: int = 200) -> Path:

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqlight.data.download import atomic_write_path
+from seqlight.files import atomic_path
 
-__all__ = ["JENA_COLUMNS", "JENA_FEATURES", "generate_jena", "write_jena_csv", "SYNTHETIC_ROWS"]
+__all__ = ["JENA_COLUMNS", "JENA_FEATURES", "SYNTHETIC_ROWS", "generate_jena", "write_jena_csv"]
 
 JENA_FEATURES = [
     "p (mbar)",
@@ -130,12 +130,15 @@ def generate_jena(n_rows: int = SYNTHETIC_ROWS, seed: int = 0) -> pd.DataFrame:
 
 
 def write_jena_csv(path: str | os.PathLike, n_rows: int = SYNTHETIC_ROWS, seed: int = 0) -> Path:
-    """Write the synthetic series to ``path`` in the official CSV format, atomically; return the path."""
+    """Write the synthetic series to ``path`` in the official CSV format, atomically; return the path.
+
+    The file appears complete or not at all, readable by others as the umask allows (see :mod:`seqlight.files`).
+    To have it written once when several processes may need it, use ``create_once`` as ``JenaDataModule`` does.
+    """
     path = Path(path)
     df = generate_jena(n_rows, seed)
     header = ",".join(f'"{c}"' for c in JENA_COLUMNS)
-    with atomic_write_path(path) as tmp:
-        with open(tmp, "w", newline="\n") as f:
-            f.write(header + "\n")
-            df.to_csv(f, header=False, index=False, float_format="%.2f", lineterminator="\n")
+    with atomic_path(path) as tmp, open(tmp, "w", newline="\n") as f:
+        f.write(header + "\n")
+        df.to_csv(f, header=False, index=False, float_format="%.2f", lineterminator="\n")
     return path

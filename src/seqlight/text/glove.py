@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from seqlight.errors import SeqlightError
+from seqlight.files import atomic_path, cache_root
 
 __all__ = [
     "GLOVE_6B_URL",
@@ -53,8 +53,9 @@ __all__ = [
     "write_glove",
 ]
 
+# The one home of the official GloVe 6B address and digest (seqlight.data.imdb downloads it with them).
 GLOVE_6B_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
-# md5 of the official glove.6B.zip (822 MB), as pinned by torchtext's GloVe('6B') and other loaders
+# md5 of the official glove.6B.zip (822 MB), as pinned by torchtext's GloVe('6B') and other loaders (no sha256 found)
 GLOVE_6B_MD5 = "056ea991adb4740ac6bf1b6d9b50408b"
 CACHE_VERSION = 1
 _EDGE = 1 << 20  # bytes of the source hashed at each end for the cache key
@@ -138,7 +139,9 @@ def _slow_parse(raw: bytes, where: str, dim: int | None) -> tuple[list[str], np.
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise GloveFormatError(f"{where}, line {lineno}: bytes that are not UTF-8 ({e.reason} at byte {e.start})") from None
+            raise GloveFormatError(
+                f"{where}, line {lineno}: bytes that are not UTF-8 ({e.reason} at byte {e.start})"
+            ) from None
         text = text.rstrip("\r")
         if not text.strip():
             raise GloveFormatError(f"{where}, line {lineno}: blank line (expected 'word v1 ... v{dim or 'd'}')")
@@ -287,7 +290,7 @@ def _cache_paths(path: Path, dim: int | None, cache_dir: str | os.PathLike | Non
     else:
         candidates.append(path.parent)
         tag = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-        fallback = Path(os.environ.get("SEQLIGHT_CACHE", Path.home() / ".cache" / "seqlight")) / "glove" / tag
+        fallback = cache_root() / "glove" / tag
         candidates.append(fallback)
     return [(d / f"{stem}.npy", d / f"{stem}.json") for d in candidates]
 
@@ -306,30 +309,16 @@ def _load_cache(npy: Path, meta_path: Path, key: dict, path: Path) -> GloveVecto
     return GloveVectors(words, vectors, path)
 
 
-def _atomic(dest: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_cache(vec: GloveVectors, npy: Path, meta_path: Path, key: dict) -> bool:
+    """Write the cache pair atomically (see :mod:`seqlight.files`); ``False`` when this folder refuses it."""
     try:
-        npy.parent.mkdir(parents=True, exist_ok=True)
-
-        def write_npy(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.save(f, vec.vectors)
-
-        _atomic(npy, write_npy)
+        with atomic_path(npy) as tmp, open(tmp, "wb") as f:
+            np.save(f, vec.vectors)
         meta = {"source": key, "dim": vec.dim, "words": vec.words}
-        _atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8"))
+        with atomic_path(meta_path) as tmp:
+            tmp.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         return True
-    except OSError:
+    except OSError:  # e.g. a read-only dataset share: the caller tries the next place
         return False
 
 
@@ -370,16 +359,12 @@ def write_glove(path: str | os.PathLike, words, vectors: np.ndarray) -> Path:
             raise ValueError(f"GloVe words cannot be empty or contain whitespace: {w!r}")
         lines.append(w + " " + " ".join(f"{v:.6g}" for v in row.tolist()) + "\n")
     data = "".join(lines).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: Path) -> None:
+    with atomic_path(path) as tmp:
         if path.suffix == ".gz":
             with gzip.GzipFile(tmp, "wb", mtime=0) as f:
                 f.write(data)
         else:
             tmp.write_bytes(data)
-
-    _atomic(path, write)
     return path
 
 
@@ -387,7 +372,9 @@ def write_glove(path: str | os.PathLike, words, vectors: np.ndarray) -> Path:
 # embedding matrix
 
 
-def embedding_matrix(word_index: Mapping[str, int], vectors: GloveVectors | Mapping, num_words: int | None = None) -> np.ndarray:
+def embedding_matrix(
+    word_index: Mapping[str, int], vectors: GloveVectors | Mapping, num_words: int | None = None
+) -> np.ndarray:
     """The book's listing 6.11: row ``i`` = the vector of the word with index ``i``, for ``i < num_words``.
 
     Row 0 (padding) and the rows of words GloVe lacks stay zero. ``num_words=None`` = ``len(word_index) + 1``.
@@ -432,10 +419,14 @@ class Coverage:
     def __str__(self) -> str:
         pct = 100.0 * self.found / self.total if self.total else 0.0
         head = ", ".join(self.missing[:8])
-        return f"found {self.found} of {self.total} words ({pct:.1f}%) in GloVe" + (f"; missing e.g. {head}" if head else "")
+        return f"found {self.found} of {self.total} words ({pct:.1f}%) in GloVe" + (
+            f"; missing e.g. {head}" if head else ""
+        )
 
 
-def embedding_coverage(word_index: Mapping[str, int], vectors: GloveVectors | Mapping, num_words: int | None = None) -> Coverage:
+def embedding_coverage(
+    word_index: Mapping[str, int], vectors: GloveVectors | Mapping, num_words: int | None = None
+) -> Coverage:
     """The coverage report of :func:`embedding_matrix`: found / total words, the missing ones by index."""
     if num_words is None:
         num_words = max(word_index.values(), default=0) + 1

@@ -48,7 +48,6 @@ import contextlib
 import gc
 import json
 import os
-import tempfile
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from itertools import count, repeat
@@ -611,17 +610,12 @@ class Tokenizer:
         return json.dumps({"class_name": "Tokenizer", "config": self.get_config()}, **kwargs)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`to_json` to ``path`` atomically (a temporary file renamed into place)."""
+        """Write :meth:`to_json` to ``path`` atomically (see :func:`seqlight.files.atomic_path`)."""
+        from seqlight.files import atomic_path
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_json(ensure_ascii=False))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.to_json(ensure_ascii=False), encoding="utf-8")
         return path
 
     @classmethod
