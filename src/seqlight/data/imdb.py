@@ -26,7 +26,6 @@ and counted in the log.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import warnings
@@ -39,9 +38,18 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, TensorDataset
 
-from seqlight.data.download import DownloadError, extract_tar, extract_zip_member, fetch
+from seqlight.data.download import (
+    DownloadError,
+    extract_tar,
+    extract_zip_member,
+    fetch,
+    file_digest,
+    tar_with_top,
+    zip_with_member,
+)
 from seqlight.data.imdb_synthetic import make_synthetic_acl_imdb, make_synthetic_glove
 from seqlight.errors import SeqlightError
+from seqlight.files import cache_root, create_once, writable, writable_or_cache
 from seqlight.text import (
     Tokenizer,
     embedding_coverage,
@@ -49,6 +57,7 @@ from seqlight.text import (
     load_glove,
     pad_sequences,
 )
+from seqlight.text.glove import GLOVE_6B_MD5, GLOVE_6B_URL
 
 __all__ = [
     "ACL_IMDB_URL",
@@ -71,13 +80,11 @@ log = logging.getLogger(__name__)
 ACL_IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 # Digests of the official files, each pinned by several independent public loaders (found with a code
 # search): aclImdb md5 by torchtext/paddle/pooch users, sha256 by TFDS-style loaders and Julia's MLDatasets;
-# imdb.npz sha256 by keras.datasets.imdb itself; glove.6B.zip md5 by torchtext-era loaders (no sha256 found).
+# imdb.npz sha256 by keras.datasets.imdb itself. GloVe's URL and md5 live in seqlight.text.glove.
 ACL_IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 ACL_IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 KERAS_IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 KERAS_IMDB_SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
-GLOVE_6B_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
-GLOVE_6B_MD5 = "056ea991adb4740ac6bf1b6d9b50408b"
 ACL_TARBALLS = ("aclImdb_v1.tar.gz", "aclImdb_v1_labelled.tar.gz")
 SYNTHETIC_DIR = "imdb_synthetic"
 
@@ -90,36 +97,18 @@ class ImdbDataError(SeqlightError, ValueError):
 # files
 
 
-def _writable(folder: Path) -> bool:
-    folder = Path(folder)
-    while not folder.exists():
-        folder = folder.parent
-    return os.access(folder, os.W_OK)
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("SEQLIGHT_CACHE", Path.home() / ".cache" / "seqlight"))
-
-
-@contextlib.contextmanager
-def _lock(path: Path):
-    """An exclusive lock between processes (POSIX ``flock``; a no-op where it does not exist)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _is_acl_root(folder: Path) -> bool:
     return all((folder / s / c).is_dir() for s in ("train", "test") for c in ("pos", "neg"))
+
+
+def _unpack(tarball: Path, extract_dir: Path) -> Path:
+    """``extract_dir/aclImdb`` unpacked from ``tarball`` once, even when several processes ask at once."""
+
+    def unpack() -> None:
+        log.info("unpacking %s into %s", tarball, extract_dir)
+        extract_tar(tarball, "aclImdb", extract_dir)
+
+    return create_once(Path(extract_dir) / "aclImdb", unpack, done=_is_acl_root)
 
 
 def locate_acl_imdb(data_dir: str | os.PathLike, extract_dir: str | os.PathLike | None = None) -> Path | None:
@@ -127,8 +116,9 @@ def locate_acl_imdb(data_dir: str | os.PathLike, extract_dir: str | os.PathLike 
 
     Looks for ``data_dir/aclImdb/{train,test}/{pos,neg}``; then for ``aclImdb_v1.tar.gz`` (or the
     ``aclImdb_v1_labelled.tar.gz`` of the shared datasets) in ``data_dir`` or ``data_dir/aclImdb``, unpacked
-    atomically into ``extract_dir`` (default: ``data_dir`` when writable, else ``~/.cache/seqlight``).
-    Returns ``None`` when there is nothing to find.
+    atomically into ``extract_dir`` (default: ``data_dir`` when writable, else ``$SEQLIGHT_CACHE/datasets``).
+    Returns ``None`` when there is nothing to find. A tarball that is not a complete archive raises
+    :class:`DownloadError` naming it.
     """
     data_dir = Path(data_dir)
     for root in (data_dir / "aclImdb", data_dir):
@@ -139,24 +129,20 @@ def locate_acl_imdb(data_dir: str | os.PathLike, extract_dir: str | os.PathLike 
             tarball = folder / name
             if tarball.is_file():
                 if extract_dir is None:
-                    usable = _writable(data_dir) and not (data_dir / "aclImdb").exists()
-                    extract_dir = data_dir if usable else _cache_root() / "datasets"
-                target = Path(extract_dir) / "aclImdb"
-                if _is_acl_root(target):
-                    return target
-                with _lock(Path(extract_dir) / ".aclImdb.lock"):  # another process may be unpacking it
-                    if _is_acl_root(target):
-                        return target
-                    log.info("unpacking %s into %s", tarball, extract_dir)
-                    return extract_tar(tarball, "aclImdb", extract_dir)
+                    usable = writable(data_dir) and not (data_dir / "aclImdb").exists()
+                    extract_dir = data_dir if usable else cache_root() / "datasets"
+                return _unpack(tarball, Path(extract_dir))
     return None
 
 
 def download_acl_imdb(data_dir: str | os.PathLike, timeout: float = 30.0) -> Path:
     """Download ``aclImdb_v1.tar.gz`` (sha256-verified, atomic) into ``data_dir`` and unpack it there."""
     data_dir = Path(data_dir)
-    tarball = fetch(ACL_IMDB_URL, data_dir / "aclImdb_v1.tar.gz", f"sha256:{ACL_IMDB_SHA256}", timeout=timeout)
-    return extract_tar(tarball, "aclImdb", data_dir)
+    tarball = fetch(
+        ACL_IMDB_URL, data_dir / "aclImdb_v1.tar.gz", f"sha256:{ACL_IMDB_SHA256}",
+        timeout=timeout, validate=tar_with_top("aclImdb"),
+    )  # fmt: skip
+    return _unpack(tarball, data_dir)
 
 
 def read_acl_imdb(
@@ -206,8 +192,12 @@ def locate_glove(data_dir: str | os.PathLike, dim: int) -> Path | None:
 def download_glove(data_dir: str | os.PathLike, dim: int, timeout: float = 30.0) -> Path:
     """Download the official ``glove.6B.zip`` (822 MB, md5-verified, atomic) and extract ``glove.6B.<dim>d.txt``."""
     data_dir = Path(data_dir)
-    archive = fetch(GLOVE_6B_URL, data_dir / "glove.6B.zip", f"md5:{GLOVE_6B_MD5}", timeout=timeout)
-    return extract_zip_member(archive, f"glove.6B.{dim}d.txt", data_dir / f"glove.6B.{dim}d.txt")
+    member = f"glove.6B.{dim}d.txt"
+    archive = fetch(
+        GLOVE_6B_URL, data_dir / "glove.6B.zip", f"md5:{GLOVE_6B_MD5}",
+        timeout=timeout, deadline=6 * 3600, validate=zip_with_member(member),  # 822 MB
+    )  # fmt: skip
+    return extract_zip_member(archive, member, data_dir / member)
 
 
 def _offline(what: str, where: Path, err: Exception | None, hint: str) -> str:
@@ -304,7 +294,9 @@ def keras_imdb_from_acl(root: str | os.PathLike, encoding_errors: str = "strict"
 
 
 def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
-    return TensorDataset(torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64)), torch.from_numpy(y.astype(np.float32)))
+    return TensorDataset(
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64)), torch.from_numpy(y.astype(np.float32))
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -330,9 +322,7 @@ class _ImdbBase(LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
 
     def _synthetic_root(self) -> Path:
-        base = self.data_dir / SYNTHETIC_DIR
-        if not _writable(self.data_dir):
-            base = _cache_root() / SYNTHETIC_DIR
+        base = writable_or_cache(self.data_dir / SYNTHETIC_DIR, SYNTHETIC_DIR)
         self.is_synthetic = True
         root = make_synthetic_acl_imdb(base, n_per_class=self.synthetic_size)
         self.source_description = f"SYNTHETIC offline stand-in {root} (not the real IMDB reviews)"
@@ -341,14 +331,18 @@ class _ImdbBase(LightningDataModule):
     def _acl_root(self) -> Path:
         """The aclImdb folder to read: found, unpacked, downloaded, or the synthetic one."""
         if self.source != "synthetic":
-            found = locate_acl_imdb(self.data_dir)
-            if found is not None:
-                self.source_description = f"real aclImdb {found}"
-                return found
             err: Exception | None = None
+            for folder in dict.fromkeys((self.data_dir, self.home)):
+                try:
+                    found = locate_acl_imdb(folder)
+                except DownloadError as e:  # a tarball that is not a complete archive: download a good one below
+                    found, err = None, e
+                if found is not None:
+                    self.source_description = f"real aclImdb {found}"
+                    return found
             if self.download:
                 try:
-                    found = download_acl_imdb(self.data_dir, self.download_timeout)
+                    found = download_acl_imdb(self.home, self.download_timeout)
                     self.source_description = f"real aclImdb {found} (downloaded)"
                     return found
                 except DownloadError as e:
@@ -364,6 +358,12 @@ class _ImdbBase(LightningDataModule):
                 raise ImdbDataError(msg)
             warnings.warn(msg + "\nsource='auto': using the synthetic stand-in now.", stacklevel=3)
         return self._synthetic_root()
+
+    @property
+    def home(self) -> Path:
+        """Where downloads go: ``data_dir``, or the cache when ``data_dir`` is read-only (nothing is written
+        before it is needed: files already in ``data_dir`` are read where they are)."""
+        return writable_or_cache(self.data_dir, "datasets")
 
     def _loader(self, ds, shuffle: bool) -> DataLoader:
         if ds is None:
@@ -473,13 +473,14 @@ class ImdbDataModule(_ImdbBase):
         if self.is_synthetic:
             folder = self._root.parent
             return make_synthetic_glove(folder, dim=self.embedding_dim)
-        found = locate_glove(self.data_dir, self.embedding_dim)
-        if found is not None:
-            return found
+        for folder in dict.fromkeys((self.data_dir, self.home)):
+            found = locate_glove(folder, self.embedding_dim)
+            if found is not None:
+                return found
         err = None
         if self.download:
             try:
-                return download_glove(self.data_dir, self.embedding_dim, self.download_timeout)
+                return download_glove(self.home, self.embedding_dim, self.download_timeout)
             except DownloadError as e:
                 err = e
         raise ImdbDataError(
@@ -504,7 +505,9 @@ class ImdbDataModule(_ImdbBase):
             np.random.RandomState(self.seed).shuffle(indices)
             n_train = self.training_samples
             if n_train >= len(data):
-                raise ImdbDataError(f"training_samples={n_train} leaves nothing to validate on: {self._root} has {len(data)} reviews")
+                raise ImdbDataError(
+                    f"training_samples={n_train} leaves nothing to validate on: {self._root} has {len(data)} reviews"
+                )
             n_val = min(self.validation_samples, len(data) - n_train)
             if n_val < self.validation_samples:
                 warnings.warn(
@@ -601,14 +604,21 @@ class KerasImdbDataModule(_ImdbBase):
         return self._maxlen
 
     def _npz(self) -> Path | None:
-        dest = self.data_dir / "imdb.npz"
-        if not dest.exists() and not self.download:
-            return None
-        try:
+        """The official ``imdb.npz``: in ``data_dir`` (or :attr:`home`), else downloaded when allowed."""
+        candidates = [self.data_dir / "imdb.npz", self.home / "imdb.npz"]
+        dest = next((p for p in candidates if p.is_file()), candidates[1])
+        if not self.download:
+            if not dest.is_file():
+                return None
+            if file_digest(dest) != KERAS_IMDB_SHA256:
+                raise ImdbDataError(
+                    f"{dest} is not the official imdb.npz (its sha256 is not {KERAS_IMDB_SHA256}): delete it, or "
+                    "pass --data.init_args.download true to replace it with a fresh download"
+                )
+            return dest
+        try:  # a corrupt copy at dest is downloaded again
             return fetch(KERAS_IMDB_URL, dest, f"sha256:{KERAS_IMDB_SHA256}", timeout=self.download_timeout)
         except DownloadError as e:
-            if dest.exists():  # present but not the official file
-                raise ImdbDataError(str(e)) from e
             log.info("imdb.npz not available: %s", e)
             return None
 

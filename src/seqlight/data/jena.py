@@ -22,7 +22,12 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from seqlight.data.download import DownloadError, extract_zip_member, fetch
+from seqlight.data.download import (
+    DownloadError,
+    extract_zip_member,
+    fetch,
+    zip_with_member,
+)
 from seqlight.data.jena_synthetic import JENA_FEATURES, SYNTHETIC_ROWS, write_jena_csv
 from seqlight.data.windows import (
     RandomRowSampler,
@@ -34,6 +39,7 @@ from seqlight.data.windows import (
     window_timesteps,
 )
 from seqlight.errors import SeqlightError
+from seqlight.files import file_lock, writable_or_cache
 
 __all__ = ["JenaDataError", "JenaSeries", "read_jena_csv", "JenaDataModule", "JENA_URL", "JENA_FILENAME"]
 
@@ -440,11 +446,18 @@ class JenaDataModule(LightningDataModule):
     def _real_path(self) -> Path:
         return self.data_dir / JENA_FILENAME
 
+    def _home(self) -> Path:
+        """Where downloads and the synthetic file go: ``data_dir``, or the cache when it is read-only."""
+        return writable_or_cache(self.data_dir, "datasets")
+
     def _download_real(self) -> Path:
-        dest = self._real_path()
-        zip_path = fetch(JENA_URL, self.data_dir / (JENA_FILENAME + ".zip"), None, timeout=self.download_timeout)
-        extract_zip_member(zip_path, JENA_FILENAME, dest)
-        return dest
+        """Download the official zip (length and content verified, see :func:`fetch`) and extract the CSV."""
+        home = self._home()
+        zip_path = fetch(
+            JENA_URL, home / (JENA_FILENAME + ".zip"), None,
+            timeout=self.download_timeout, validate=zip_with_member(JENA_FILENAME),
+        )  # fmt: skip
+        return extract_zip_member(zip_path, JENA_FILENAME, home / JENA_FILENAME)
 
     def _offline_message(self, err: Exception) -> str:
         return (
@@ -459,11 +472,11 @@ class JenaDataModule(LightningDataModule):
         if self.path is not None:
             self.source_description = f"{self.path}"
             return self.path
-        real = self._real_path()
         if self.source in ("real", "auto"):
-            if real.is_file():
-                self.source_description = f"real Jena climate file {real}"
-                return real
+            for real in dict.fromkeys((self._real_path(), self._home() / JENA_FILENAME)):
+                if real.is_file():  # read where it is, even in a read-only folder: nothing is written
+                    self.source_description = f"real Jena climate file {real}"
+                    return real
             try:
                 out = self._download_real()
                 self.source_description = f"real Jena climate file {out} (downloaded)"
@@ -474,12 +487,15 @@ class JenaDataModule(LightningDataModule):
                 warnings.warn(
                     self._offline_message(e) + "\nsource='auto': using the synthetic stand-in now.", stacklevel=2
                 )
-        syn = self.data_dir / (
-            SYNTHETIC_FILENAME if self.synthetic_rows == SYNTHETIC_ROWS else f"jena_climate_synthetic_{self.synthetic_rows}.csv"
-        )
+        rows = self.synthetic_rows
+        name = SYNTHETIC_FILENAME if rows == SYNTHETIC_ROWS else f"jena_climate_synthetic_{rows}.csv"
+        syn = self.data_dir / name
         if not syn.is_file():
-            log.info("writing the synthetic Jena series to %s", syn)
-            write_jena_csv(syn, self.synthetic_rows)
+            syn = self._home() / name
+            with file_lock(syn):  # one process writes it; the others wait, then read it
+                if not syn.is_file():
+                    log.info("writing the synthetic Jena series to %s", syn)
+                    write_jena_csv(syn, rows)
         self.source_description = f"SYNTHETIC offline stand-in {syn} (not the real Jena climate)"
         return syn
 
