@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import logging
 import os
 import shutil
 import sys
@@ -49,6 +50,8 @@ __all__ = [
     "tar_with_top",
     "zip_with_member",
 ]
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 DEFAULT_DEADLINE_S = 3600.0
@@ -147,8 +150,7 @@ def _read_record(record: Path) -> tuple[str, str] | None:
     except FileNotFoundError:
         return None
     if len(lines) < 2 or lines[0] != _RECORD_HEADER or not lines[1].split():
-        msg = f"ignoring {record}: an older seqlight wrote it without verifying the download; it will be replaced"
-        warnings.warn(msg, stacklevel=3)
+        log.info("ignoring %s: an older seqlight wrote it without verifying the download", record)
         return None
     return "sha256", lines[1].split()[0].lower()
 
@@ -277,9 +279,7 @@ def fetch(
                 return dest  # another process downloaded it while we waited
             msg = f"{dest} {problem}: it is corrupt or not the official file; downloading it again"
             warnings.warn(msg, stacklevel=2)
-            if recorded is not None and validate is not None and file_digest(dest) == recorded[1]:
-                record.unlink(missing_ok=True)  # the record vouched for this bad file: it is no guide either
-                pinned = recorded = None
+            # (a record is written only after verification, so it still describes the good file: it stays)
             dest.unlink()
         with atomic_path(dest) as tmp:
             size, digests = _download(url, tmp, dest.name, timeout, deadline)
