@@ -16,9 +16,17 @@ Two implementations of the same equations:
   differentiable once (no double backward).
 - :func:`_autograd_loop`, the plain loop recorded by autograd: used under autocast (where each op picks
   its own precision) and for activations without an output-only derivative (``elu``, ``softsign``).
+  It is written in the subset of Python that TorchScript compiles, and its compiled form is what runs while
+  ``torch.jit.trace`` records a model (``seqlight.export``, and ``torch.onnx.export(..., dynamo=False)``,
+  which traces): the tracer cannot record a Python ``autograd.Function``, and would unroll a Python loop into
+  ``T`` copies of the step, fixing the sequence length. The compiled loop is recorded as one call holding a
+  real loop (``prim::Loop``, ONNX ``Loop``), so an exported model takes any batch size and any length.
+  Training never takes this branch: the path is chosen by ``torch.jit.is_tracing()`` alone.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +51,24 @@ ACTIVATIONS = {
     "softsign": nn.functional.softsign,
 }
 
+
+def _activate(name: str, x: Tensor) -> Tensor:
+    """``ACTIVATIONS[name](x)`` in a form TorchScript compiles (it cannot call functions held in a dict)."""
+    if name == "tanh":
+        return torch.tanh(x)
+    if name == "sigmoid":
+        return torch.sigmoid(x)
+    if name == "hard_sigmoid":
+        return hard_sigmoid(x)
+    if name == "relu":
+        return torch.relu(x)
+    if name == "elu":
+        return nn.functional.elu(x)
+    if name == "softsign":
+        return nn.functional.softsign(x)
+    return x  # "linear"; the layers check the name against ACTIVATIONS when they are built
+
+
 # Derivative of the activation expressed through its output y.
 _DERIV_FROM_OUTPUT = {
     "tanh": lambda y: 1 - y * y,
@@ -64,34 +90,57 @@ def _gates(xw: Tensor, t: int) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- autograd
-def _autograd_loop(kind, xw, w_hh, b_hh, h, c, mask, act, ract, reset_after):
+def _autograd_loop(
+    kind: str,
+    xw: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    h: Tensor,
+    c: Tensor,
+    mask: Tensor | None,
+    act: str,
+    ract: str,
+    reset_after: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The loop as plain tensor ops; returns ``(out (T, B, H), h_T, c_T)``. TorchScript compiles it (see the
+    module docstring), hence the string dispatch of :func:`_activate` and ``c`` always a tensor (the LSTM's
+    cell state, a placeholder that passes through untouched for the other kinds)."""
     G, T, B, H = xw.shape
-    f, fr = ACTIVATIONS[act], ACTIVATIONS[ract]
     wt = w_hh.view(G, H, H).transpose(1, 2)
-    bias = None if b_hh is None else b_hh.view(G, 1, H)
+    # The Optionals are resolved here, before the loop: inside it, TorchScript would carry them from step to
+    # step as Optional values, which the ONNX export cannot type. The placeholders are never read.
+    masked = mask is not None
+    m = mask if mask is not None else h
+    bias = b_hh.view(G, 1, H) if b_hh is not None else wt
     outs = []
     for t in range(T):
         x = _gates(xw, t)
-        hm = _step_inputs(h, mask, G)
+        hm = h * m if masked else h.expand(G, B, H)  # _step_inputs, resolved
         if kind == "simple_rnn":
-            h = f(x[0] + hm[0] @ wt[0])
+            h = _activate(act, x[0] + hm[0] @ wt[0])
         elif kind == "lstm":
             a = x + torch.bmm(hm, wt)
-            i, fg, o = fr(a[0]), fr(a[1]), fr(a[3])
-            c = fg * c + i * f(a[2])
-            h = o * f(c)
+            i, fg, o = _activate(ract, a[0]), _activate(ract, a[1]), _activate(ract, a[3])
+            c = fg * c + i * _activate(act, a[2])
+            h = o * _activate(act, c)
         elif reset_after:  # GRU, Keras 3 / torch: reset applied to the recurrent projection
             hh = torch.bmm(hm, wt) + bias
-            r, z = fr(x[0] + hh[0]), fr(x[1] + hh[1])
-            n = f(x[2] + r * hh[2])
+            r, z = _activate(ract, x[0] + hh[0]), _activate(ract, x[1] + hh[1])
+            n = _activate(act, x[2] + r * hh[2])
             h = n + z * (h - n)
         else:  # GRU, Keras 2.0.8: reset applied to the state before the recurrent matmul
             hh = torch.bmm(hm[:2], wt[:2])
-            r, z = fr(x[0] + hh[0]), fr(x[1] + hh[1])
-            n = f(x[2] + (r * hm[2]) @ wt[2])
+            r, z = _activate(ract, x[0] + hh[0]), _activate(ract, x[1] + hh[1])
+            n = _activate(act, x[2] + (r * hm[2]) @ wt[2])
             h = n + z * (h - n)
         outs.append(h)
     return torch.stack(outs, 0), h, c
+
+
+@functools.cache
+def _scripted_loop():
+    """:func:`_autograd_loop` compiled by TorchScript, once per process (about a second), on first export."""
+    return torch.jit.script(_autograd_loop)
 
 
 # ---------------------------------------------------------------------------------------------- hand-written backward
@@ -287,13 +336,17 @@ def run(kind, xw, w_hh, b_hh, h0, c0, mask, act, ract, reset_after):
     """
     if kind != "lstm":
         c0 = None
+    tracing = torch.jit.is_tracing()  # torch.jit.trace, TorchScript-based ONNX export (module docstring)
     hand = (
-        act in _DERIV_FROM_OUTPUT
+        not tracing
+        and act in _DERIV_FROM_OUTPUT
         and (ract in _DERIV_FROM_OUTPUT or kind == "simple_rnn")
         and autocast_dtype(xw.device.type) is None  # the same check as the fused path's (works on "meta" too)
     )
     if hand:
         out, h, c = _Recurrence.apply(xw, w_hh, b_hh, h0, c0, mask, kind, act, ract, reset_after)
     else:
-        out, h, c = _autograd_loop(kind, xw, w_hh, b_hh, h0, c0, mask, act, ract, reset_after)
+        loop = _scripted_loop() if tracing else _autograd_loop
+        out, h, c = loop(kind, xw, w_hh, b_hh, h0, h0 if c0 is None else c0, mask, act, ract, reset_after)
+        c = c if c0 is not None else None
     return out.transpose(0, 1), h, c
