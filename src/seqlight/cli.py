@@ -43,7 +43,6 @@ import warnings
 from importlib import import_module
 from pathlib import Path
 
-import torch
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule, LightningModule
@@ -61,6 +60,7 @@ from seqlight.checkpoints import (
     settings_differences,
 )
 from seqlight.errors import SeqlightError
+from seqlight.threads import configure_threads  # noqa: F401 (also importable from here, as before)
 
 # (DataModule property, model constructor argument)
 DATA_TO_MODEL_LINKS = [
@@ -82,24 +82,6 @@ _RUN_VERSION_ENV = "SEQLIGHT_RUN_VERSION"
 
 class ConfigError(SeqlightError, ValueError):
     """An option or configuration value is wrong; the message names it."""
-
-
-def configure_threads(num_threads: int | None) -> int:
-    """Set torch's intra-op threads on purpose (see README, "Threads").
-
-    ``None`` means ``$SEQLIGHT_NUM_THREADS`` if set, else 1. The chapter's models are small: their
-    per-timestep operations are too short for a second thread to pay for its synchronisation, and when the
-    cores are shared, spinning OpenMP threads make them many times slower (measured on the 2-core box:
-    150 training + 150 validation batches of jena_gru.yaml in 24 s with 1 thread, 236 s with 2). The data
-    pipeline runs in the main process (a batch is one single-threaded NumPy gather), so no DataLoader worker
-    competes for the cores either. Raise it for large models on an otherwise idle machine.
-    """
-    if num_threads is None:
-        num_threads = int(os.environ.get("SEQLIGHT_NUM_THREADS", "1"))
-    if num_threads < 1:
-        raise ConfigError(f"--num_threads must be >= 1, got {num_threads}")
-    torch.set_num_threads(num_threads)
-    return num_threads
 
 
 class _SaveConfigToRunFolder(SaveConfigCallback):

@@ -8,6 +8,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from seqlight.nn import Bidirectional
+from seqlight.threads import default_threads
 
 __all__ = ["keras_rmsprop", "KerasStyleModule", "last_state"]
 
@@ -54,6 +55,9 @@ class KerasStyleModule(LightningModule):
     """
 
     lr: float = 1e-3
+
+    def setup(self, stage: str) -> None:
+        default_threads()  # one torch thread unless the user chose: as fast as the CLI (see seqlight.threads)
 
     def _step(self, batch, split: str) -> torch.Tensor:
         raise NotImplementedError
