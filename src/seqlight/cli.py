@@ -59,7 +59,9 @@ from seqlight.checkpoints import (
     saved_settings,
     settings_differences,
 )
+from seqlight.commands import HomeAwareParser, resolve_config_args, run_command
 from seqlight.errors import SeqlightError
+from seqlight.home import AnnounceFolders
 from seqlight.threads import configure_threads  # noqa: F401 (also importable from here, as before)
 
 # (DataModule property, model constructor argument)
@@ -336,9 +338,20 @@ def main(args: list[str] | None = None) -> None:
     """Entry point of ``python -m seqlight`` and the ``seqlight`` command.
 
     Returns ``None`` on success (exit code 0 for the console script); a user's mistake exits with code 2 and
-    one paragraph on stderr.
+    one paragraph on stderr. ``seqlight configs`` (and the other commands of :mod:`seqlight.commands`) run
+    there; ``--config NAME`` names a packaged config (see :func:`seqlight.commands.resolve_config_args`).
     """
     try:
+        argv = sys.argv[1:] if args is None else args
+        if isinstance(argv, (list, tuple)):
+            if run_command(list(argv)):
+                return None
+            resolved = resolve_config_args(list(argv))
+            if resolved != list(argv):
+                if args is None:
+                    sys.argv[1:] = resolved  # DDP re-launches sys.argv: its processes get the same file
+                else:
+                    args = resolved
         SeqlightCLI(
             LightningModule,
             LightningDataModule,
@@ -346,11 +359,13 @@ def main(args: list[str] | None = None) -> None:
             subclass_mode_data=True,
             save_config_callback=_SaveConfigToRunFolder,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [EpochSeeds()]},
+            trainer_defaults={"callbacks": [EpochSeeds(), AnnounceFolders()]},
+            parser_class=HomeAwareParser,
             parser_kwargs={
                 "prog": "seqlight",
                 "description": "seqlight: the chapter-6 experiments of Deep Learning with Python on Lightning. "
-                "Pick an experiment with --config configs/<name>.yaml; see README.md for the list.",
+                "Pick an experiment with --config <name> or --config configs/<name>.yaml (a packaged config, listed "
+                "by `seqlight configs`), or the path of your own YAML file.",
             },
             args=args,
         )

@@ -50,6 +50,7 @@ from seqlight.data.download import (
 from seqlight.data.imdb_synthetic import make_synthetic_acl_imdb, make_synthetic_glove
 from seqlight.errors import SeqlightError
 from seqlight.files import cache_root, create_once, writable, writable_or_cache
+from seqlight.home import resolve_home_path
 from seqlight.text import (
     Tokenizer,
     embedding_coverage,
@@ -310,7 +311,7 @@ class _ImdbBase(LightningDataModule):
             raise ValueError(f"source must be 'auto', 'real' or 'synthetic', got {source!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.data_dir = Path(data_dir)
+        self.data_dir = resolve_home_path(data_dir)  # relative: under $SEQLIGHT_HOME when set
         self.source = source
         self.batch_size = batch_size
         self.synthetic_size = synthetic_size

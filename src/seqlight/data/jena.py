@@ -40,6 +40,7 @@ from seqlight.data.windows import (
 )
 from seqlight.errors import SeqlightError
 from seqlight.files import file_lock, writable_or_cache
+from seqlight.home import resolve_home_path
 
 __all__ = ["JenaDataError", "JenaSeries", "read_jena_csv", "JenaDataModule", "JENA_URL", "JENA_FILENAME"]
 
@@ -397,7 +398,7 @@ class JenaDataModule(LightningDataModule):
         if target not in self.feature_names:
             raise JenaDataError(f"target {target!r} is not one of the features {self.feature_names}")
         self.save_hyperparameters()
-        self.data_dir = Path(data_dir)
+        self.data_dir = resolve_home_path(data_dir)  # relative: under $SEQLIGHT_HOME when set
         self.path = Path(path) if path is not None else None
         self.source = source
         self.lookback, self.step, self.delay, self.batch_size = lookback, step, delay, batch_size
