@@ -305,6 +305,15 @@ def test_command_reports_a_foreign_checkpoint_in_one_sentence(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_onnx_export_without_the_onnx_package_says_what_to_install(tmp_path, monkeypatch, capsys):
+    model = RecurrentForecaster(num_features=JENA_FEATURES, units=[4])
+    ckpt = _fit_and_save(model, tmp_path / "m.ckpt", _class_path(model))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    assert main(["--ckpt_path", str(ckpt)]) == 2
+    assert "pip install onnx" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ckpt"]
+
+
 def test_command_help_and_bad_options(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out

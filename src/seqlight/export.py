@@ -55,11 +55,26 @@ from seqlight.checkpoints import CheckpointError, read_checkpoint, saved_setting
 from seqlight.errors import SeqlightError
 from seqlight.files import atomic_path
 
-__all__ = ["FORMATS", "ONNX_OPSET", "default_example_input", "export_model", "load_model", "main"]
+__all__ = ["ExportError", "FORMATS", "ONNX_OPSET", "default_example_input", "export_model", "load_model", "main"]
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}  # format -> file suffix of the default output
 ONNX_OPSET = 17  # has every op the models use (Loop, GRU, LSTM, ...); ONNX Runtime runs it since 2022
 _INPUT, _OUTPUT = "input", "output"
+
+
+class ExportError(SeqlightError, RuntimeError):
+    """The export cannot run here (a package it needs is missing)."""
+
+
+def _require_onnx() -> None:
+    # PyTorch's ONNX exporter serializes through the onnx package, and says so only deep in the export.
+    try:
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise ExportError(
+            "ONNX export needs the onnx package (pip install onnx; onnxruntime to run the file), "
+            "or export with --format torchscript"
+        ) from e
 
 
 class _Served(nn.Module):
@@ -231,12 +246,17 @@ def export_model(
 
     Returns:
         ``path`` as a :class:`~pathlib.Path` (the JSON is ``path.with_suffix(".json")``).
+
+    Raises:
+        ExportError: ``format="onnx"`` without the ``onnx`` package installed.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
     path = Path(path)
     if path.suffix == ".json":
         raise ValueError(f"{path} would be overwritten by the JSON written beside the model: choose another suffix")
+    if format == "onnx":
+        _require_onnx()
     kind = _model_kind(model)
     x = (default_example_input(model) if example_input is None else example_input).cpu()
     with _quiet_export():
