@@ -26,6 +26,7 @@ and counted in the log.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -33,11 +34,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, TensorDataset
 
+from seqlight.data.arguments import check_choice, check_int, check_number
 from seqlight.data.download import (
     DownloadError,
     extract_tar,
@@ -48,6 +51,8 @@ from seqlight.data.download import (
     zip_with_member,
 )
 from seqlight.data.imdb_synthetic import make_synthetic_acl_imdb, make_synthetic_glove
+from seqlight.data.preprocessing import IndexedTextPreprocessing, TextPreprocessing
+from seqlight.data.windows import RandomRowSampler, run_seed
 from seqlight.errors import SeqlightError
 from seqlight.files import cache_root, create_once, writable, writable_or_cache
 from seqlight.home import resolve_home_path
@@ -86,6 +91,9 @@ ACL_IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 ACL_IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 KERAS_IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 KERAS_IMDB_SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
+# imdb.get_word_index()'s file: the word -> rank map behind imdb.npz, md5 as pinned by Keras's own get_file call
+KERAS_IMDB_WORD_INDEX_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb_word_index.json"
+KERAS_IMDB_WORD_INDEX_MD5 = "bfafd718b763782e994055a2d397834f"
 ACL_TARBALLS = ("aclImdb_v1.tar.gz", "aclImdb_v1_labelled.tar.gz")
 SYNTHETIC_DIR = "imdb_synthetic"
 
@@ -146,16 +154,12 @@ def download_acl_imdb(data_dir: str | os.PathLike, timeout: float = 30.0) -> Pat
     return _unpack(tarball, data_dir)
 
 
-def read_acl_imdb(
-    root: str | os.PathLike, split: str = "train", encoding_errors: Literal["strict", "replace"] = "strict"
-) -> tuple[list[str], np.ndarray]:
-    """Texts and labels of ``root/<split>/{neg,pos}`` (label 0 then 1), each folder's ``.txt`` files sorted by name."""
-    root = Path(root)
-    texts: list[str] = []
-    labels: list[int] = []
-    empty = 0
-    for label, name in ((0, "neg"), (1, "pos")):
-        folder = root / split / name
+def acl_imdb_files(root: str | os.PathLike, split: str) -> tuple[list[Path], list[Path]]:
+    """The review files of ``root/<split>/neg`` and ``.../pos``, each sorted by name: the order of
+    :func:`read_acl_imdb` and of the DataModules' test rows."""
+    out = []
+    for name in ("neg", "pos"):
+        folder = Path(root) / split / name
         if not folder.is_dir():
             raise ImdbDataError(
                 f"{folder} is missing: an aclImdb folder needs train/pos, train/neg, test/pos and test/neg "
@@ -164,6 +168,19 @@ def read_acl_imdb(
         files = sorted(p for p in folder.iterdir() if p.suffix == ".txt")
         if not files:
             raise ImdbDataError(f"{folder} has no .txt reviews: the aclImdb folder is incomplete")
+        out.append(files)
+    return out[0], out[1]
+
+
+def read_acl_imdb(
+    root: str | os.PathLike, split: str = "train", encoding_errors: Literal["strict", "replace"] = "strict"
+) -> tuple[list[str], np.ndarray]:
+    """Texts and labels of ``root/<split>/{neg,pos}`` (label 0 then 1), each folder's ``.txt`` files sorted by name."""
+    root = Path(root)
+    texts: list[str] = []
+    labels: list[int] = []
+    empty = 0
+    for label, files in enumerate(acl_imdb_files(root, split)):
         for path in files:
             raw = path.read_bytes()
             try:
@@ -307,10 +324,11 @@ def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
 class _ImdbBase(LightningDataModule):
     def __init__(self, data_dir, source, batch_size, synthetic_size, download, download_timeout, encoding_errors):
         super().__init__()
-        if source not in ("auto", "real", "synthetic"):
-            raise ValueError(f"source must be 'auto', 'real' or 'synthetic', got {source!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_choice("source", source, ("auto", "real", "synthetic"), ImdbDataError)
+        check_int("batch_size", batch_size, 1, ImdbDataError)
+        check_int("synthetic_size", synthetic_size, 1, ImdbDataError)
+        check_number("download_timeout", download_timeout, ImdbDataError, 0.0)
+        check_choice("encoding_errors", encoding_errors, ("strict", "replace"), ImdbDataError)
         self.data_dir = resolve_home_path(data_dir)  # relative: under $SEQLIGHT_HOME when set
         self.source = source
         self.batch_size = batch_size
@@ -321,6 +339,8 @@ class _ImdbBase(LightningDataModule):
         self.source_description: str | None = None
         self.is_synthetic = False
         self.train_set = self.val_set = self.test_set = None
+        # what the model keeps to index raw text as the training data was (learned in setup())
+        self.preprocessing: TextPreprocessing | IndexedTextPreprocessing | None = None
 
     def _synthetic_root(self) -> Path:
         base = writable_or_cache(self.data_dir / SYNTHETIC_DIR, SYNTHETIC_DIR)
@@ -369,7 +389,10 @@ class _ImdbBase(LightningDataModule):
     def _loader(self, ds, shuffle: bool) -> DataLoader:
         if ds is None:
             raise RuntimeError("call setup() first")
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle)
+        # The training order is a permutation drawn from (run seed, epoch) through set_epoch, not from the
+        # global generator at the moment Lightning creates the iterator: a resumed run draws the same orders.
+        sampler = RandomRowSampler(0, len(ds), None, replacement=False, seed=run_seed()) if shuffle else None
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
@@ -385,6 +408,28 @@ class _ImdbBase(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    def predict_items(self) -> np.ndarray:
+        """The test-set rows :meth:`predict_dataloader` yields, in order."""
+        return np.arange(len(self.test_set))
+
+    def review_ids(self, rows: np.ndarray) -> list[str]:
+        """How the prediction CSV names test review ``rows``: their position in the test set."""
+        return [f"test[{int(r)}]" for r in rows]
+
+    def prediction_table(self, rows: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:
+        """One line per predicted test review (``rows`` of the predict set): id, probability, labels."""
+        assert self.test_set is not None
+        labels = self.test_set.tensors[1].numpy()[rows].astype(np.int64)
+        probs = np.asarray(predictions, dtype=np.float64)
+        return pd.DataFrame(
+            {
+                "review": self.review_ids(rows),
+                "probability": probs,
+                "predicted": (probs > 0.5).astype(np.int64),
+                "true": labels,
+            }  # fmt: skip
+        )
 
 
 class ImdbDataModule(_ImdbBase):
@@ -427,12 +472,10 @@ class ImdbDataModule(_ImdbBase):
         encoding_errors: Literal["strict", "replace"] = "strict",
     ):
         super().__init__(data_dir, source, batch_size, synthetic_size, download, download_timeout, encoding_errors)
-        if max_words < 1:
-            raise ValueError(f"max_words (the Tokenizer's num_words) must be >= 1, got {max_words}")
-        if maxlen < 1:
-            raise ValueError(f"maxlen must be >= 1, got {maxlen}")
-        if training_samples < 1 or validation_samples < 1:
-            raise ValueError("training_samples and validation_samples must be >= 1")
+        check_int("max_words (the Tokenizer's num_words)", max_words, 1, ImdbDataError)
+        for name, value in (("maxlen", maxlen), ("training_samples", training_samples),
+                            ("validation_samples", validation_samples), ("embedding_dim", embedding_dim)):  # fmt: skip
+            check_int(name, value, 1, ImdbDataError)
         self.save_hyperparameters()
         self._maxlen = maxlen
         self.max_words = max_words
@@ -462,6 +505,12 @@ class ImdbDataModule(_ImdbBase):
     def prepare_data(self) -> None:
         if self._root is None:
             self._root = self._acl_root()
+
+    def review_ids(self, rows: np.ndarray) -> list[str]:
+        """The test reviews' file paths (the test set is in :func:`acl_imdb_files` order)."""
+        neg, pos = acl_imdb_files(self._root, "test")
+        files = neg + pos
+        return [str(files[int(r)]) for r in rows]
 
     def _glove_path(self) -> Path | None:
         if self.glove is None:
@@ -519,6 +568,7 @@ class ImdbDataModule(_ImdbBase):
             tr, va = indices[:n_train], indices[n_train : n_train + n_val]
             self.train_set = _tensors(data[tr], labels[tr])
             self.val_set = _tensors(data[va], labels[va])
+            self.preprocessing = TextPreprocessing(self.tokenizer.to_json(), maxlen=self.maxlen)
             path = self._glove_path()
             if path is not None:
                 vectors = load_glove(path, dim=self.embedding_dim)
@@ -573,14 +623,18 @@ class KerasImdbDataModule(_ImdbBase):
         encoding_errors: Literal["strict", "replace"] = "strict",
     ):
         super().__init__(data_dir, source, batch_size, synthetic_size, download, download_timeout, encoding_errors)
-        if num_words is not None and num_words < 1:
-            raise ValueError(f"num_words must be >= 1 or None, got {num_words}")
-        if maxlen < 1:
-            raise ValueError(f"maxlen must be >= 1, got {maxlen}")
-        if not 0.0 < validation_split < 1.0:
-            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-        if format not in ("auto", "npz", "aclImdb"):
-            raise ValueError(f"format must be 'auto', 'npz' or 'aclImdb', got {format!r}")
+        check_int("num_words", num_words, 1, ImdbDataError, none_ok=True)
+        check_int("maxlen", maxlen, 1, ImdbDataError)
+        check_int("load_maxlen", load_maxlen, 1, ImdbDataError, none_ok=True)
+        check_int("skip_top", skip_top, 0, ImdbDataError)
+        check_int("index_from", index_from, 0, ImdbDataError)
+        check_int("start_char", start_char, 0, ImdbDataError, none_ok=True)
+        check_int("oov_char", oov_char, 0, ImdbDataError, none_ok=True)
+        check_number("validation_split", validation_split, ImdbDataError, 0.0, 1.0)
+        check_choice("format", format, ("auto", "npz", "aclImdb"), ImdbDataError)
+        check_choice("padding", padding, ("pre", "post"), ImdbDataError)
+        check_choice("truncating", truncating, ("pre", "post"), ImdbDataError)
+        check_choice("shuffle", shuffle, ("keras2.0", "keras2.2"), ImdbDataError)
         self.save_hyperparameters()
         self.format = format
         self._num_words = num_words
@@ -623,12 +677,34 @@ class KerasImdbDataModule(_ImdbBase):
             log.info("imdb.npz not available: %s", e)
             return None
 
+    def _npz_word_index(self) -> dict[str, int] | None:
+        """``imdb.get_word_index()``: the ranks behind ``imdb.npz``, needed to index new reviews the same way.
+        In ``data_dir`` (or :attr:`home`), else downloaded (md5-verified) when allowed; ``None`` otherwise."""
+        candidates = [self.data_dir / "imdb_word_index.json", self.home / "imdb_word_index.json"]
+        dest = next((p for p in candidates if p.is_file()), candidates[1])
+        try:
+            if self.download:
+                dest = fetch(
+                    KERAS_IMDB_WORD_INDEX_URL, dest, f"md5:{KERAS_IMDB_WORD_INDEX_MD5}", timeout=self.download_timeout
+                )
+            if dest.is_file():
+                return json.loads(dest.read_text(encoding="utf-8"))
+        except DownloadError as e:
+            log.info("imdb_word_index.json not available: %s", e)
+        warnings.warn(
+            f"imdb_word_index.json is not in {self.data_dir} and could not be downloaded: a model trained on "
+            "imdb.npz will not be able to classify raw text (Classifier.classify)",
+            stacklevel=3,
+        )
+        return None
+
     def _raw_sequences(self):
         """``(x_train, y_train, x_test, y_test)`` as in ``imdb.npz`` before load_data's processing."""
         if self.source != "synthetic" and self.format in ("auto", "npz"):
             npz = self._npz()
             if npz is not None:
                 self.source_description = f"real Keras imdb.npz {npz}"
+                self.raw_word_index = self._npz_word_index()
                 with np.load(npz, allow_pickle=True) as f:  # sha256-verified official file
                     return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
             if self.format == "npz":
@@ -660,6 +736,13 @@ class KerasImdbDataModule(_ImdbBase):
             split_at = int(len(x) * (1.0 - self.validation_split))
             self.train_set = _tensors(x[:split_at], y_train[:split_at])
             self.val_set = _tensors(x[split_at:], y_train[split_at:])
+            if self.raw_word_index is not None:
+                kw = self.load_kwargs
+                self.preprocessing = IndexedTextPreprocessing.from_ranks(
+                    self.raw_word_index, maxlen=self.maxlen, num_words=kw["num_words"], skip_top=kw["skip_top"],
+                    start_char=kw["start_char"], oov_char=kw["oov_char"], index_from=kw["index_from"],
+                    padding=self.padding, truncating=self.truncating, reverse=self.reverse,
+                )  # fmt: skip
             log.info("%d training, %d validation reviews (%s)", split_at, len(x) - split_at, self.source_description)
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = _tensors(self._pad(x_test), y_test)

@@ -18,10 +18,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from seqlight.data.arguments import check_int
 from seqlight.data.download import (
     DownloadError,
     extract_zip_member,
@@ -29,6 +29,7 @@ from seqlight.data.download import (
     zip_with_member,
 )
 from seqlight.data.jena_synthetic import JENA_FEATURES, SYNTHETIC_ROWS, write_jena_csv
+from seqlight.data.preprocessing import JenaPreprocessing
 from seqlight.data.windows import (
     RandomRowSampler,
     RowSampler,
@@ -36,6 +37,7 @@ from seqlight.data.windows import (
     book_sequential_rows,
     collate_batch,
     resolve_max_index,
+    run_seed,
     window_timesteps,
 )
 from seqlight.errors import SeqlightError
@@ -140,8 +142,19 @@ def _numeric_column(column: pd.Series) -> tuple[np.ndarray | None, int | None]:
     return num.to_numpy(dtype=np.float64), None
 
 
+def _frame_as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """A DataFrame in the form :func:`_read_csv` returns: a fresh copy with ``Date Time`` as strings."""
+    df = frame.reset_index(drop=True).copy()
+    stamps = df.get("Date Time")
+    if stamps is not None and pd.api.types.is_datetime64_any_dtype(stamps):
+        df["Date Time"] = stamps.dt.strftime(TIME_FORMAT)
+    elif stamps is not None:
+        df["Date Time"] = stamps.astype("string").astype(object).where(stamps.notna(), None)
+    return df
+
+
 def read_jena_csv(
-    path: str | os.PathLike,
+    path: str | os.PathLike | pd.DataFrame,
     features: list[str] | None = None,
     timestamp_check: Literal["strict", "warn"] = "strict",
     wind_errors: Literal["zero", "keep"] = "zero",
@@ -150,7 +163,8 @@ def read_jena_csv(
 
     Args:
         path: the CSV file. A quoted or unquoted header, LF or CRLF line endings, extra columns after the
-            official ones (e.g. newer station exports) are all fine.
+            official ones (e.g. newer station exports) are all fine. A DataFrame with the same columns
+            (``Date Time`` as strings or datetimes) is checked the same way.
         features: the columns to use, in order (default: the official 14).
         timestamp_check: ``"strict"`` rejects timestamps that go backwards or repeat; ``"warn"`` only
             warns (and keeps the rows as they are, as the book does, which ignores time).
@@ -163,13 +177,17 @@ def read_jena_csv(
             renamed columns, a non-numeric, empty or NaN cell, a malformed timestamp, timestamps out of
             order or duplicated (strict).
     """
-    path = Path(path)
     features = list(JENA_FEATURES if features is None else features)
     if not features:
         raise JenaDataError("features must name at least one column")
-    if not path.is_file():
-        raise JenaDataError(f"{path}: no such file")
-    df = _read_csv(path)
+    if isinstance(path, pd.DataFrame):
+        # checked like the CSV it would be written as: messages say "<DataFrame>, line N" with line = row + 2
+        df, path = _frame_as_read(path), Path("<DataFrame>")
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise JenaDataError(f"{path}: no such file")
+        df = _read_csv(path)
     df.columns = [str(c).strip() for c in df.columns]
     wanted = ["Date Time", *features]
     missing = [c for c in wanted if c not in df.columns]
@@ -281,11 +299,7 @@ def _official_file_problem(path: Path, series: JenaSeries) -> str | None:
 
 
 def _check_int(name: str, value, low: int, none_ok: bool = False) -> None:
-    """Refuse an argument that is not an integer >= ``low`` (``None`` too, unless ``none_ok``), naming it."""
-    if value is None and none_ok:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise JenaDataError(f"{name} must be an integer >= {low}{' or None' if none_ok else ''}, got {value!r}")
+    check_int(name, value, low, JenaDataError, none_ok)
 
 
 def _check_range(name: str, value) -> None:
@@ -332,7 +346,7 @@ class JenaDataModule(LightningDataModule):
         reverse: feed windows in reverse chronological order (book 6.3.8).
         timestamp_check, wind_errors: see :func:`read_jena_csv`.
         synthetic_rows: rows of the synthetic file (default 420,551 like the book's file).
-        seed: training sampler seed (``None``: ``torch.initial_seed()``, which ``seed_everything`` sets).
+        seed: training sampler seed (``None``: the one ``seed_everything`` set, else ``torch.initial_seed()``).
         num_workers: DataLoader workers. 0 (default) is right: a batch is one vectorized gather, and a
             worker process would only compete with the model for the cores.
         download_timeout: seconds before giving up on the network.
@@ -369,20 +383,31 @@ class JenaDataModule(LightningDataModule):
         super().__init__()
         # Every argument is checked here, before any file is read: a bad value fails at once, naming itself
         # (what needs the data, a lookback longer than the file say, is checked in setup()).
-        for name, v in (("lookback", lookback), ("step", step), ("delay", delay), ("batch_size", batch_size),
-                        ("synthetic_rows", synthetic_rows)):
+        for name, v in (
+            ("lookback", lookback),
+            ("step", step),
+            ("delay", delay),
+            ("batch_size", batch_size),
+            ("synthetic_rows", synthetic_rows),
+        ):
             _check_int(name, v, 1)
-        for name, v in (("steps_per_epoch", steps_per_epoch), ("val_steps", val_steps), ("test_steps", test_steps),
-                        ("standardize_rows", standardize_rows)):
+        for name, v in (
+            ("steps_per_epoch", steps_per_epoch),
+            ("val_steps", val_steps),
+            ("test_steps", test_steps),
+            ("standardize_rows", standardize_rows),
+        ):
             _check_int(name, v, 1, none_ok=True)
         _check_int("num_workers", num_workers, 0)
         if step > lookback:
             raise JenaDataError(f"step ({step}) must not exceed lookback ({lookback})")
-        for name, v, choices in (("source", source, ("auto", "real", "synthetic")),
-                                 ("sampling", sampling, ("replacement", "permutation")),
-                                 ("eval_rows", eval_rows, ("book", "all")),
-                                 ("timestamp_check", timestamp_check, ("strict", "warn")),
-                                 ("wind_errors", wind_errors, ("zero", "keep"))):
+        for name, v, choices in (
+            ("source", source, ("auto", "real", "synthetic")),
+            ("sampling", sampling, ("replacement", "permutation")),
+            ("eval_rows", eval_rows, ("book", "all")),
+            ("timestamp_check", timestamp_check, ("strict", "warn")),
+            ("wind_errors", wind_errors, ("zero", "keep")),
+        ):
             if v not in choices:
                 raise JenaDataError(f"{name} must be one of {list(choices)}, got {v!r}")
         if steps_per_epoch is None and sampling == "replacement":
@@ -416,6 +441,8 @@ class JenaDataModule(LightningDataModule):
         self.download_timeout = download_timeout
         self.series: JenaSeries | None = None
         self.source_description: str | None = None
+        # what the model keeps to answer raw input (scaling, window): learned in setup()
+        self.preprocessing: JenaPreprocessing | None = None
 
     # -- sizes the CLI links into the model (valid right after construction) ----------------------------
     @property
@@ -432,16 +459,18 @@ class JenaDataModule(LightningDataModule):
 
     @property
     def target_std(self) -> float:
-        """Standard deviation of the target over the standardization rows (reads the data if needed)."""
-        self.prepare_data()
-        self.setup()
-        return float(self.std[self.target_index])
+        """Standard deviation of the target over the standardization rows (after :meth:`setup`)."""
+        return self._fitted().target_std
 
     @property
     def target_mean(self) -> float:
-        self.prepare_data()
-        self.setup()
-        return float(self.mean[self.target_index])
+        """Mean of the target over the standardization rows (after :meth:`setup`)."""
+        return self._fitted().target_mean
+
+    def _fitted(self) -> JenaPreprocessing:
+        if self.preprocessing is None:
+            raise RuntimeError("the scaling is learned from the data: call setup() first (the Trainer does)")
+        return self.preprocessing
 
     # -- files --------------------------------------------------------------------------------------------
     def _real_path(self) -> Path:
@@ -463,7 +492,8 @@ class JenaDataModule(LightningDataModule):
     def _offline_message(self, err: Exception) -> str:
         return (
             f"The Jena climate file is not at {self._real_path()} and could not be downloaded ({err}).\n"
-            f"  - Put jena_climate_2009_2016.csv (from {JENA_URL}) at {self._real_path()}, or pass --data.init_args.path;\n"
+            f"  - Put jena_climate_2009_2016.csv (from {JENA_URL}) at {self._real_path()}, "
+            "or pass --data.init_args.path;\n"
             "  - or use the offline stand-in in the same format: --data.init_args.source synthetic "
             "(results then show that the code works, not the book's numbers)."
         )
@@ -521,6 +551,18 @@ class JenaDataModule(LightningDataModule):
             raise JenaDataError(
                 f"{path}: column(s) {cols} are constant over the standardization rows; cannot standardize"
             )
+        cadence = np.median(np.diff(series.timestamps.asi8[:10001])) / 60e9 if n > 1 else 10.0
+        self.preprocessing = JenaPreprocessing(
+            features=tuple(self.feature_names),
+            mean=tuple(float(m) for m in self.mean),
+            std=tuple(float(d) for d in self.std),
+            target=self.target,
+            lookback=self.lookback,
+            step=self.step,
+            delay=self.delay,
+            reverse=self.reverse,
+            cadence_minutes=float(cadence),
+        )
         standardized = ((series.values - self.mean) / self.std).astype(np.float32)
         self.dataset = WindowDataset(
             standardized, self.lookback, self.step, self.delay, self.target_index, self.reverse
@@ -567,8 +609,10 @@ class JenaDataModule(LightningDataModule):
     def steps(self, split: str) -> int:
         """Batches per pass: ``steps_per_epoch`` for train, the book's formulas for val and test."""
         if split == "train":
-            return self.steps_per_epoch if self.steps_per_epoch is not None else (
-                (self.split_bounds("train")[1] - self.split_bounds("train")[0]) // self.batch_size
+            return (
+                self.steps_per_epoch
+                if self.steps_per_epoch is not None
+                else ((self.split_bounds("train")[1] - self.split_bounds("train")[0]) // self.batch_size)
             )
         if self.eval_steps[split] is not None:
             return self.eval_steps[split]
@@ -614,7 +658,7 @@ class JenaDataModule(LightningDataModule):
         num = self.steps_per_epoch * self.batch_size if self.steps_per_epoch is not None else None
         if not replacement and num is not None:
             num = min(num, high - low)
-        seed = self.seed if self.seed is not None else torch.initial_seed()
+        seed = self.seed if self.seed is not None else run_seed()
         first = self.dataset.first_row  # the sampler draws dataset items: rows shifted by first_row
         return self._loader(RandomRowSampler(low - first, high - first, num, replacement=replacement, seed=seed))
 
@@ -628,3 +672,24 @@ class JenaDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    def predict_items(self) -> np.ndarray:
+        """The dataset items :meth:`predict_dataloader` yields, in order (the test split's windows)."""
+        return self.dataset.items(self.eval_row_indices("test"))
+
+    def prediction_table(self, items: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:
+        """One line per predicted window (``items`` of the dataset, in the units of the target column): the
+        window's newest timestamp, the target's, and the predicted, true and naive (last seen) values."""
+        prep, series = self._fitted(), self.series
+        rows = self.dataset.first_row + np.asarray(items, dtype=np.int64)  # the book's row i
+        newest, target = rows - self.step, rows + self.delay
+        raw, name = series.values[:, self.target_index], self.target
+        return pd.DataFrame(
+            {
+                "window_end": series.timestamps[newest].strftime(TIME_FORMAT),
+                "target_time": series.timestamps[target].strftime(TIME_FORMAT),
+                f"predicted {name}": np.asarray(predictions, dtype=np.float64) * prep.target_std + prep.target_mean,
+                f"true {name}": raw[target],
+                f"naive {name}": raw[newest],
+            }
+        )

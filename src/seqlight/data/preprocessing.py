@@ -195,6 +195,7 @@ class IndexedTextPreprocessing(Preprocessing):
     index_from: int = 3
     padding: str = "pre"
     truncating: str = "pre"
+    reverse: bool = False
     _ranks: dict | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,7 +224,9 @@ class IndexedTextPreprocessing(Preprocessing):
         return [w for w in x if self.skip_top <= w < top]
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        seqs = [self.index(t) for t in texts]
+        """``(len(texts), maxlen)`` int64 indices, as the DataModule built its data (reversed before padding
+        for the book's reversed-sequence experiment)."""
+        seqs = [self.index(t)[::-1] if self.reverse else self.index(t) for t in texts]
         return pad_sequences(seqs, maxlen=self.maxlen, padding=self.padding, truncating=self.truncating).astype(
             np.int64
         )

@@ -20,6 +20,7 @@ epoch permutation) over a split's rows shifted by ``first_row``, and for validat
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = [
     "RandomRowSampler",
     "collate_batch",
     "RowSampler",
+    "run_seed",
 ]
 
 
@@ -192,6 +194,16 @@ class WindowBatch(Sequence):
 def collate_batch(batch: WindowBatch) -> tuple[Tensor, Tensor]:
     """The DataLoader's ``collate_fn`` for a :class:`WindowDataset`: the gathered batch ``(x, y)`` as it is."""
     return batch.x, batch.y
+
+
+def run_seed() -> int:
+    """The seed ``seed_everything`` set for this run (``$PL_GLOBAL_SEED``), else ``torch.initial_seed()``.
+
+    The environment variable holds it for the whole run, while ``torch.initial_seed()`` also follows every
+    later ``torch.manual_seed`` (:class:`seqlight.callbacks.EpochSeeds` reseeds at each epoch), so samplers
+    built at different moments of a run, or of a resumed run, agree.
+    """
+    return int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
 
 
 class RandomRowSampler(Sampler[int]):
