@@ -21,11 +21,15 @@ label (an output of 1.6 counts as wrong). ``output='linear'`` reproduces exactly
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from seqlight.data.preprocessing import IndexedTextPreprocessing, TextPreprocessing
+from seqlight.errors import SeqlightError
 from seqlight.models.common import KerasStyleModule, last_state
 from seqlight.nn import Bidirectional
 from seqlight.nn.conv import Conv1D, GlobalMaxPooling1D, MaxPooling1D
@@ -86,9 +90,32 @@ class Classifier(KerasStyleModule):
             x = x.long()
         return self.score(self.embedding(x))
 
+    def classify(self, texts: str | Sequence[str]) -> float | np.ndarray:
+        """Probability that each raw review is positive, through the tokenizer the model was trained with.
+
+        ``texts``: one review (returns a float) or a sequence of them (returns a float64 array). Each is
+        tokenized, indexed and padded exactly as the training DataModule did (the model's
+        :attr:`preprocessing`: the fitted Tokenizer for raw IMDB, the word ranks and ``load_data`` settings for
+        the pre-indexed family); the model runs in eval mode without gradients.
+        """
+        prep = self._require_preprocessing(TextPreprocessing, IndexedTextPreprocessing)
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if not texts:
+            raise SeqlightError("classify() needs at least one text")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {i} is a {type(text).__name__}, not a str")
+            if not text.strip():
+                raise SeqlightError(f"text {i} is empty: there is nothing to classify")
+        probs = self._infer(torch.from_numpy(prep.encode(texts))).double().cpu().numpy()
+        return float(probs[0]) if single else probs
+
     def predict_proba(self, x: Tensor) -> Tensor:
-        """Probability of a positive review, as the book's ``model.predict``."""
-        s = self(x)
+        """Probability of a positive review, as the book's ``model.predict``, for padded index sequences."""
+        if isinstance(x, str) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], str)):
+            raise TypeError("predict_proba takes padded word indices; for raw review texts use classify(texts)")
+        s = self(torch.as_tensor(x))
         return torch.sigmoid(s) if self.output == "sigmoid" else s.clamp(_EPS, 1 - _EPS)
 
     # -- loss and metrics --------------------------------------------------------------------------------
@@ -193,6 +220,7 @@ class EmbeddingClassifier(Classifier):
         self.head = keras_init_(nn.Sequential(*layers))
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         if stage != "fit" or not self.pretrained:
             return
         dm = getattr(self.trainer, "datamodule", None)

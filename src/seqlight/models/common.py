@@ -3,10 +3,14 @@ final state of a recurrent layer (Keras's ``return_sequences=False`` output)."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from seqlight.data.preprocessing import Preprocessing, preprocessing_from_dict
+from seqlight.errors import SeqlightError
 from seqlight.nn import Bidirectional
 from seqlight.threads import default_threads
 
@@ -47,17 +51,65 @@ def keras_rmsprop(params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7)
 
 
 class KerasStyleModule(LightningModule):
-    """What ``model.compile(optimizer=RMSprop(lr), loss=..., metrics=...)`` gives every model of the book.
+    """What ``model.compile(optimizer=RMSprop(lr), loss=..., metrics=...)`` gives every model of the book, and
+    the preprocessing that makes a trained model answer raw input.
 
     Subclasses set ``self.lr`` and implement ``_step(batch, split) -> loss`` (``split`` is ``"train"``,
     ``"val"`` or ``"test"``), which computes the loss and logs ``{split}/...`` metrics. Optimizer: RMSprop
     with Keras's defaults over the trainable parameters (none, e.g. the naive baseline: no optimizer).
+
+    ``preprocessing`` (a :mod:`seqlight.data.preprocessing` object: scaling and windows, or a fitted
+    tokenizer) is what the data taught the pipeline in front of the model. The model takes it from the
+    Trainer's DataModule at ``setup`` (or it is given in Python), and keeps it in every checkpoint under
+    ``"preprocessing"``, so ``load_from_checkpoint`` alone restores it: no training data is needed to answer.
     """
 
     lr: float = 1e-3
+    preprocessing: Preprocessing | None = None
 
     def setup(self, stage: str) -> None:
         default_threads()  # one torch thread unless the user chose: as fast as the CLI (see seqlight.threads)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        given = getattr(datamodule, "preprocessing", None)
+        if given is not None and self.preprocessing is None:
+            self.preprocessing = given
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.preprocessing is not None:
+            checkpoint["preprocessing"] = self.preprocessing.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("preprocessing")
+        if saved is None:
+            return
+        saved = preprocessing_from_dict(saved)
+        if self.preprocessing is not None and self.preprocessing != saved:
+            # e.g. testing on other data: the model keeps what it was trained with, the data is scaled its own way
+            warnings.warn(
+                f"the checkpoint's preprocessing differs from the DataModule's; {type(self).__name__} keeps the "
+                "checkpoint's (what it was trained with) for forecast/classify",
+                stacklevel=2,
+            )
+        self.preprocessing = saved
+
+    def _require_preprocessing(self, *kinds: type[Preprocessing]):
+        if not isinstance(self.preprocessing, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise SeqlightError(
+                f"{type(self).__name__} has no {names}: it gets one from a seqlight DataModule when it is trained "
+                "(it is then in every checkpoint), or set model.preprocessing in Python"
+            )
+        return self.preprocessing
+
+    @torch.no_grad()
+    def _infer(self, x: Tensor) -> Tensor:
+        """``predict_step``'s answer for a batch, in eval mode without gradients (the mode is restored)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.predict_step(x.to(self.device), 0)
+        finally:
+            self.train(was_training)
 
     def _step(self, batch, split: str) -> torch.Tensor:
         raise NotImplementedError

@@ -7,7 +7,7 @@ loss='mae')`` does, plus metrics in degrees Celsius:
 
 - loss: mean absolute error in standardized units (the book's figure);
 - metrics ``{train,val,test}/mae`` (standardized) and ``{train,val,test}/mae_degC`` (times the target's
-  standard deviation, ``target_std``, linked from the DataModule);
+  standard deviation, from the model's :attr:`preprocessing`, which the DataModule provides);
 - optimizer: RMSprop with Keras's defaults (lr 1e-3, rho 0.9, eps 1e-7).
 
 The recurrent and convolutional forecasters live in :mod:`seqlight.models.recurrent_forecasters`.
@@ -15,43 +15,91 @@ The recurrent and convolutional forecasters live in :mod:`seqlight.models.recurr
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError
 
+from seqlight.data.jena import TIME_FORMAT, JenaDataError, read_jena_csv
+from seqlight.data.preprocessing import JenaPreprocessing
 from seqlight.models.common import KerasStyleModule
 from seqlight.nn.init import keras_init_
 
-__all__ = ["Forecaster", "NaiveForecaster", "DenseForecaster"]
+__all__ = ["Forecast", "Forecaster", "NaiveForecaster", "DenseForecaster"]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One answer of :meth:`Forecaster.forecast`.
+
+    Attributes:
+        window_end: timestamp of the window's newest row (the file's format, ``dd.mm.yyyy HH:MM:SS``).
+        target_time: the time the forecast is for (``step + delay`` rows of the training data's cadence later).
+        value: the forecast target, in its own unit (degrees C for ``T (degC)``).
+    """
+
+    window_end: str
+    target_time: str
+    value: float
+
+
+def _rows_of(series, ats: list) -> np.ndarray:
+    """Row numbers of the timestamps ``ats`` in ``series`` (``None``: the last row); a clear error otherwise."""
+    stamps, rows = series.timestamps, []
+    for at in ats:
+        if at is None:
+            rows.append(len(stamps) - 1)
+            continue
+        try:
+            t = pd.to_datetime(at, format=TIME_FORMAT) if isinstance(at, str) and "." in at[:3] else pd.Timestamp(at)
+        except (ValueError, TypeError) as e:
+            raise JenaDataError(f"at={at!r} is not a timestamp like '20.10.2024 08:10:00' ({e})") from None
+        i = stamps.get_indexer([t])[0]
+        if i < 0:
+            raise JenaDataError(
+                f"{series.path}: no row at {t.strftime(TIME_FORMAT)} (at={at!r}); the file runs from "
+                f"{stamps[0].strftime(TIME_FORMAT)} to {stamps[-1].strftime(TIME_FORMAT)}"
+            )
+        rows.append(int(i))
+    return np.asarray(rows, dtype=np.int64)
 
 
 class Forecaster(KerasStyleModule):
-    """Base class: MAE loss, Keras RMSprop, MAE metrics in standardized units and degrees Celsius.
+    """Base class: MAE loss, Keras RMSprop, MAE metrics in standardized units and degrees Celsius, forecasts.
 
     Args:
         num_features: input features per timestep (linked from the DataModule by the CLI; 14 for Jena).
-        target_std: standard deviation of the target column over the training rows, to report MAE in its
-            own unit (degrees Celsius for ``T (degC)``). Linked from the DataModule by the CLI.
         lr: RMSprop learning rate (Keras default 1e-3).
 
-    Subclasses call ``super().__init__(num_features=..., target_std=..., lr=...)`` then
-    ``self.save_hyperparameters()`` (so every constructor argument, the linked ones included, lands in the
-    checkpoint and ``load_from_checkpoint`` works outside the CLI), build their layers, and implement
-    ``forward(x) -> (batch,)``.
+    The scaling of the data (each feature's mean and standard deviation, the window) is the model's
+    :attr:`preprocessing` (a :class:`~seqlight.data.preprocessing.JenaPreprocessing`), taken from the
+    DataModule when training starts and kept in the checkpoint; with it the model reports MAE in degrees C
+    and :meth:`forecast` answers a CSV in the Jena format.
+
+    Subclasses call ``super().__init__(num_features=..., lr=...)`` then ``self.save_hyperparameters()`` (so
+    every constructor argument, the linked ones included, lands in the checkpoint and ``load_from_checkpoint``
+    works outside the CLI), build their layers, and implement ``forward(x) -> (batch,)``.
     """
 
-    def __init__(self, num_features: int | None = None, target_std: float = 1.0, lr: float = 1e-3) -> None:
+    def __init__(self, num_features: int | None = None, lr: float = 1e-3) -> None:
         super().__init__()
         if num_features is not None and num_features < 1:
             raise ValueError(f"num_features must be >= 1, got {num_features}")
-        if not target_std > 0:
-            raise ValueError(f"target_std must be > 0, got {target_std}")
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         self.num_features = num_features
-        self.target_std = float(target_std)
         self.lr = lr
         self.maes = nn.ModuleDict({f"{s}_mae": MeanAbsoluteError() for s in ("train", "val", "test")})
+
+    @property
+    def target_std(self) -> float | None:
+        """The target's standard deviation (degrees C per standardized unit), ``None`` before preprocessing."""
+        return self.preprocessing.target_std if isinstance(self.preprocessing, JenaPreprocessing) else None
 
     def _require_num_features(self) -> int:
         if self.num_features is None:
@@ -60,6 +108,51 @@ class Forecaster(KerasStyleModule):
                 "the DataModule; in Python pass num_features=datamodule.num_features."
             )
         return self.num_features
+
+    # -- answers ---------------------------------------------------------------------------------------
+    def forecast(self, data: str | os.PathLike | pd.DataFrame, at=None) -> Forecast | list[Forecast]:
+        """The target (degrees C for ``T (degC)``) ``step + delay`` rows after the window ending at ``at``.
+
+        Args:
+            data: a CSV in the Jena format (any file with the official header and the model's feature
+                columns, e.g. a newer station export) or a DataFrame with those columns.
+            at: the timestamp of the window's newest row (``"20.10.2024 08:10:00"``, ISO, or a
+                ``pandas.Timestamp``); ``None``: the newest complete window, ending at the file's last row; a
+                list: one forecast each, computed in one batch.
+
+        Returns a :class:`Forecast` (a list of them for a list ``at``). The windows are standardized with the
+        training data's mean and standard deviation (the model's :attr:`preprocessing`), exactly as the
+        DataModule did, and the model runs in eval mode without gradients.
+
+        Raises:
+            SeqlightError: no preprocessing, a malformed file, ``at`` not a timestamp of the file, or too
+                few rows before ``at`` for one window.
+        """
+        prep = self._require_preprocessing(JenaPreprocessing)
+        series = read_jena_csv(data, list(prep.features), timestamp_check="warn")
+        where = series.path
+        many = at is not None and not isinstance(at, (str, pd.Timestamp, datetime))
+        newest = _rows_of(series, [None] if at is None else (list(at) if many else [at]))
+        need = prep.lookback - prep.step  # rows of history before the newest one
+        short = [int(r) for r in newest if r < need]
+        if short:
+            stamp = series.timestamps[short[0]].strftime(TIME_FORMAT)
+            raise JenaDataError(
+                f"{where}: the window ending at {stamp} (row {short[0] + 1} of {len(series.values)}) needs {need} rows "
+                f"before it (lookback {prep.lookback}, step {prep.step}); the file has {short[0]}"
+            )
+        pred = self._infer(torch.from_numpy(prep.windows(series.values, newest))).double().cpu().numpy()
+        values = pred * prep.target_std + prep.target_mean
+        horizon = pd.Timedelta(minutes=prep.cadence_minutes * prep.horizon)
+        out = [
+            Forecast(
+                series.timestamps[r].strftime(TIME_FORMAT),
+                (series.timestamps[r] + horizon).strftime(TIME_FORMAT),
+                float(v),
+            )
+            for r, v in zip(newest, values)
+        ]
+        return out if many else out[0]
 
     # -- steps -----------------------------------------------------------------------------------------
     def _step(self, batch: tuple[Tensor, Tensor], split: str) -> Tensor:
@@ -71,12 +164,14 @@ class Forecaster(KerasStyleModule):
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=split != "test", sync_dist=True)
         self.log(f"{split}/mae", metric, on_step=False, on_epoch=True)
-        self.log(f"{split}/mae_degC", loss.detach() * self.target_std, on_step=on_step, on_epoch=True, sync_dist=True)
+        if self.target_std is not None:
+            degc = loss.detach() * self.target_std
+            self.log(f"{split}/mae_degC", degc, on_step=on_step, on_epoch=True, sync_dist=True)
         return loss
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> Tensor:
-        """The standardized prediction, as the book's ``model.predict`` returns it (multiply by
-        ``target_std`` and add the DataModule's ``target_mean`` for degrees Celsius)."""
+        """The standardized prediction, as the book's ``model.predict`` returns it (:meth:`forecast` gives
+        degrees C)."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x)
 
@@ -108,12 +203,11 @@ class Forecaster(KerasStyleModule):
                     naive[split] = dm.naive_mae(split)
                 except Exception:  # noqa: BLE001 - a report must never break a finished run
                     pass
-        lines = [f"\n{type(self).__name__} ({subcommand})", f"{'':32s} {'std units':>10s} {'deg C':>8s}"]
-        for label, value in rows:
-            lines.append(f"{label:32s} {value:10.4f} {value * self.target_std:8.3f}")
-        for split, value in naive.items():
-            label = "naive baseline, " + ("validation" if split == "val" else "test")
-            lines.append(f"{label:32s} {value:10.4f} {value * self.target_std:8.3f}")
+        std = self.target_std
+        lines = [f"\n{type(self).__name__} ({subcommand})", f"{'':32s} {'std units':>10s} {'deg C' if std else '':>8s}"]
+        naive_rows = [("naive baseline, " + ("validation" if k == "val" else "test"), v) for k, v in naive.items()]
+        for label, value in rows + naive_rows:
+            lines.append(f"{label:32s} {value:10.4f} {value * std:8.3f}" if std else f"{label:32s} {value:10.4f}")
         if "val" in naive and rows and not isinstance(self, NaiveForecaster):
             best = rows[0][1]
             verdict = "beats" if best < naive["val"] else "does not beat"
@@ -137,11 +231,10 @@ class NaiveForecaster(Forecaster):
         self,
         num_features: int | None = None,
         target_index: int = 1,
-        target_std: float = 1.0,
         reversed_input: bool = False,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(num_features=num_features, target_std=target_std, lr=lr)
+        super().__init__(num_features=num_features, lr=lr)
         if target_index < 0 or (num_features is not None and target_index >= num_features):
             raise ValueError(f"target_index {target_index} is outside 0..{num_features}")
         self.save_hyperparameters()
@@ -171,10 +264,9 @@ class DenseForecaster(Forecaster):
         num_features: int | None = None,
         timesteps: int | None = None,
         units: int = 32,
-        target_std: float = 1.0,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(num_features=num_features, target_std=target_std, lr=lr)
+        super().__init__(num_features=num_features, lr=lr)
         self.save_hyperparameters()
         if timesteps is None or timesteps < 1:
             raise ValueError(f"DenseForecaster needs timesteps >= 1 (lookback // step), got {timesteps}")

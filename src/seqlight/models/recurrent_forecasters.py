@@ -57,7 +57,7 @@ class RecurrentForecaster(Forecaster):
 
     Args:
         num_features: input features (linked from the data).
-        target_std, lr: see :class:`~seqlight.models.forecasting.Forecaster`.
+        lr: see :class:`~seqlight.models.forecasting.Forecaster`.
         cell: ``'gru'`` (book), ``'lstm'`` or ``'simple_rnn'``.
         units: units of each stacked layer, e.g. ``[32]`` (6.3.6) or ``[32, 64]`` (6.3.7). Every layer but
             the last returns sequences.
@@ -80,10 +80,9 @@ class RecurrentForecaster(Forecaster):
         recurrent_dropout_mode: Literal["per_sample", "batch"] = "per_sample",
         semantics: Semantics = "keras3",
         bidirectional: bool = False,
-        target_std: float = 1.0,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(num_features=num_features, target_std=target_std, lr=lr)
+        super().__init__(num_features=num_features, lr=lr)
         self.save_hyperparameters()
         nf = self._require_num_features()
         units = list(units)
@@ -126,7 +125,7 @@ class ConvForecaster(Forecaster):
         num_features: input features (linked from the data).
         filters, kernel_size, pool_size: the book's 32, 5, 3.
         num_conv: convolutions (the book: 3, with a pooling after all but the last).
-        target_std, lr: see :class:`~seqlight.models.forecasting.Forecaster`.
+        lr: see :class:`~seqlight.models.forecasting.Forecaster`.
     """
 
     def __init__(
@@ -136,10 +135,9 @@ class ConvForecaster(Forecaster):
         kernel_size: int = 5,
         pool_size: int = 3,
         num_conv: int = 3,
-        target_std: float = 1.0,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(num_features=num_features, target_std=target_std, lr=lr)
+        super().__init__(num_features=num_features, lr=lr)
         self.save_hyperparameters()
         if num_conv < 1:
             raise ValueError(f"num_conv must be >= 1, got {num_conv}")
@@ -166,7 +164,7 @@ class ConvGRUForecaster(Forecaster):
         filters, kernel_size, pool_size: the book's 32, 5, 3.
         units, dropout, recurrent_dropout, recurrent_dropout_mode, semantics: of the GRU (see
             :class:`RecurrentForecaster`).
-        target_std, lr: see :class:`~seqlight.models.forecasting.Forecaster`.
+        lr: see :class:`~seqlight.models.forecasting.Forecaster`.
     """
 
     def __init__(
@@ -180,10 +178,9 @@ class ConvGRUForecaster(Forecaster):
         recurrent_dropout: float = 0.5,
         recurrent_dropout_mode: Literal["per_sample", "batch"] = "per_sample",
         semantics: Semantics = "keras3",
-        target_std: float = 1.0,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(num_features=num_features, target_std=target_std, lr=lr)
+        super().__init__(num_features=num_features, lr=lr)
         self.save_hyperparameters()
         nf = self._require_num_features()
         self.conv = nn.Sequential(
