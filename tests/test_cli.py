@@ -93,7 +93,9 @@ def test_fit_checkpoint_reload_validate_test_predict(jena_dir, tmp_path, monkeyp
 
     # outside the CLI: the data-derived sizes are in the checkpoint's hparams
     model = DenseForecaster.load_from_checkpoint(ckpt_dir / "last.ckpt")
-    assert model.hparams.num_features == 14 and model.hparams.timesteps == 240 and model.hparams.target_std > 1
+    assert model.hparams.num_features == 14 and model.hparams.timesteps == 240
+    # ... and the scaling learned from the data is in the checkpoint too
+    assert model.preprocessing.features[1] == "T (degC)" and model.target_std > 1
     ckpt = torch.load(ckpt_dir / "last.ckpt", weights_only=False)
     assert ckpt["epoch"] == 1
 

@@ -5,30 +5,37 @@
   new top-k checkpoint, so after an epoch that did not improve the monitored metric ``last.ckpt`` still
   holds an older epoch: a crash then costs every epoch since the last improvement, and
   ``--ckpt_path last.ckpt`` silently means "the best" rather than "the last".
+- :class:`PredictionWriter` writes what ``predict`` computed as a CSV in the run folder (the DataModule says
+  what a row is: a window with its timestamps and temperatures, a review with its labels) and prints its path.
 - :class:`EpochSeeds` reseeds the global random number generators (torch, NumPy, ``random``) before the
   first step of every training epoch from ``(base seed, epoch, rank)``. Whatever drew random numbers before (a
   sanity check, a validation loop, an earlier epoch of this process or not), epoch ``e`` then draws the
   same dropout masks and shuffles, so a run resumed from an epoch-end checkpoint continues bit for bit as
   if it had never stopped. The base seed is kept in the checkpoint.
 
-The CLI adds :class:`EpochSeeds` to every run; the configs use :class:`ModelCheckpoint`.
+The CLI adds :class:`EpochSeeds` and :class:`PredictionWriter` to every run; the configs use
+:class:`ModelCheckpoint`.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 from typing import Any
 from weakref import proxy
 
 import numpy as np
+import pandas as pd
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.seed import seed_everything
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 
-__all__ = ["ModelCheckpoint", "EpochSeeds", "epoch_seed"]
+from seqlight.files import atomic_path
+
+__all__ = ["ModelCheckpoint", "EpochSeeds", "epoch_seed", "PredictionWriter"]
 
 
 class ModelCheckpoint(_LightningModelCheckpoint):
@@ -153,3 +160,50 @@ class EpochSeeds(Callback):
             # is seeded from it before the first epoch (the training sampler) matches the interrupted run.
             seed_everything(saved, verbose=False)
         self.base_seed = saved
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Write ``predict``'s answers to ``predictions.csv`` in the run folder, one line per input, and print the path.
+
+    The DataModule turns its predict items (``predict_items()``, in the predict loader's order) and the
+    model's outputs into rows (``prediction_table(items, predictions)``): for Jena the window's last
+    timestamp, the target's timestamp, and the predicted, true and naive temperatures in degrees C; for IMDB
+    the review (its file for raw aclImdb), the probability, the predicted and the true label. A DataModule
+    without ``prediction_table`` gets the raw outputs.
+
+    Args:
+        filename: the CSV's name in the run folder (the logger's ``log_dir``; the current folder without one).
+    """
+
+    def __init__(self, filename: str = "predictions.csv") -> None:
+        super().__init__(write_interval="epoch")
+        self.filename = filename
+        self.path: Path | None = None
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        if not predictions:
+            return
+        outputs = torch.cat([torch.as_tensor(p).reshape(-1) for p in predictions]).double().cpu().numpy()
+        datamodule = getattr(trainer, "datamodule", None)
+        flat = [i for batches in batch_indices or [] for i in (batches if batches and isinstance(batches[0], list)
+                                                                 else [batches])]  # fmt: skip
+        if flat:  # Lightning knows them where it wrapped the sampler (distributed runs)
+            items = np.concatenate([np.asarray(i, dtype=np.int64) for i in flat])
+        elif hasattr(datamodule, "predict_items"):  # else the predict set's order, as the DataModule defines it
+            items = np.asarray(datamodule.predict_items(), dtype=np.int64)
+        else:
+            items = None
+        if items is not None and len(items) == len(outputs) and hasattr(datamodule, "prediction_table"):
+            table = datamodule.prediction_table(items, outputs)
+        else:
+            table = pd.DataFrame({"prediction": outputs})
+        if trainer.world_size > 1:  # each rank predicted its shard: one file per rank
+            stem, dot, ext = self.filename.rpartition(".")
+            name = f"{stem}.rank{trainer.global_rank}{dot}{ext}"
+        else:
+            name = self.filename
+        folder = Path(trainer.log_dir) if trainer.log_dir else Path.cwd()
+        self.path = folder / name
+        with atomic_path(self.path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.8g")
+        print(f"seqlight: {len(table)} predictions written to {self.path.resolve()}", flush=True)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import re
@@ -34,6 +35,7 @@ __all__ = [
     "run_folder_of",
     "latest_checkpoint",
     "claim_run_version",
+    "load_model",
 ]
 
 _VERSION = re.compile(r"^version_(\d+)$")
@@ -183,3 +185,54 @@ def claim_run_version(experiment_dir: str | os.PathLike) -> int:
             return n
         except FileExistsError:
             n += 1
+
+
+def _model_class(class_path: str, ckpt_path: Path):
+    """Import ``class_path`` (``package.module.Class``, or a bare name of :mod:`seqlight.models`)."""
+    from lightning.pytorch import LightningModule
+
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name or "seqlight.models"), name)
+    except (ImportError, AttributeError) as e:
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} names the model class {class_path!r}, which cannot be imported: {e}"
+        ) from e
+    if not (isinstance(cls, type) and issubclass(cls, LightningModule)):
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} names {class_path!r} as its model, which is not a LightningModule"
+        )
+    return cls
+
+
+def load_model(ckpt_path: str | os.PathLike, family: type | None = None, command: str | None = None,
+               model_class: str | None = None):  # fmt: skip
+    """The model saved in ``ckpt_path``, on the CPU in eval mode: its class as the checkpoint records it (what
+    ``seqlight fit`` writes), else ``model_class``; weights and preprocessing from the checkpoint alone.
+
+    ``family`` is the base class the caller needs (e.g. :class:`~seqlight.models.Forecaster` for ``seqlight
+    forecast``, named by ``command``); a model of another family is refused. Raises :class:`CheckpointError`
+    (one sentence naming the file) for a damaged or foreign file, an unknown class, another family, or
+    weights that do not fit the class.
+    """
+    ckpt_path = Path(ckpt_path)
+    class_path, _ = saved_settings(read_checkpoint(ckpt_path), "model")
+    class_path = class_path or model_class
+    if class_path is None:
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} does not record its model class (it was not written by `seqlight fit`): pass "
+            "the class (e.g. --model_class seqlight.models.RecurrentForecaster), or in Python use "
+            "YourModelClass.load_from_checkpoint(path)"
+        )
+    cls = _model_class(class_path, ckpt_path)
+    if family is not None and not issubclass(cls, family):
+        hint = {"forecast": " (try `seqlight classify`)", "classify": " (try `seqlight forecast`)"}.get(command, "")
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} holds a {cls.__name__}, not a {family.__name__}: "
+            f"`seqlight {command}` cannot use it{hint}"
+        )
+    try:
+        return cls.load_from_checkpoint(ckpt_path, map_location="cpu").eval()
+    except (RuntimeError, TypeError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {ckpt_path} cannot be loaded as {cls.__name__}: {first}") from e

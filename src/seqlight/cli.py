@@ -11,12 +11,14 @@ Usage::
 Models and DataModules are chosen by ``class_path`` in the config (subclass mode), so any
 LightningModule/LightningDataModule importable by name works, seqlight's or your own.
 
-Sizes that only the data knows (number of input features, window length, the standardization scale of
-the target, vocabulary size, sequence length, embedding dimension) are linked from the DataModule into the
-model's constructor: the CLI builds the DataModule first, reads each property in ``DATA_TO_MODEL_LINKS``
-that the chosen model's constructor accepts, and sets it in the model's config before the model is built.
-Because the values arrive as constructor arguments, they are written to the run's ``config.yaml`` and kept
-in the checkpoint's hparams, and ``load_from_checkpoint`` works outside the CLI.
+Sizes the data states (number of input features, window length, target column, vocabulary size,
+sequence length, embedding dimension) are linked from the DataModule into the model's constructor: the CLI
+builds the DataModule once (which reads no data), reads each property in ``DATA_TO_MODEL_LINKS`` that the
+chosen model's constructor accepts, sets it in the model's config, and hands that DataModule to Lightning.
+Because the values arrive as constructor arguments, they are in the run's ``config.yaml``, in
+``--print_config`` and in the checkpoint's hparams. What can only be learned from the data (the scaling,
+the fitted tokenizer) reaches the model at ``setup`` as its ``preprocessing`` and is kept in the checkpoint
+(see :mod:`seqlight.data.preprocessing`).
 
 Checkpoints (see README, "Checkpoints, crashes and resume"):
 
@@ -43,13 +45,13 @@ import warnings
 from importlib import import_module
 from pathlib import Path
 
-from jsonargparse import ArgumentError
+from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
 
-from seqlight.callbacks import EpochSeeds
+from seqlight.callbacks import EpochSeeds, PredictionWriter
 from seqlight.checkpoints import (
     CheckpointError,
     claim_run_version,
@@ -69,7 +71,6 @@ DATA_TO_MODEL_LINKS = [
     ("num_features", "num_features"),
     ("timesteps", "timesteps"),
     ("target_index", "target_index"),
-    ("target_std", "target_std"),
     ("num_words", "num_words"),
     ("maxlen", "maxlen"),
     ("embedding_dim", "embedding_dim"),
@@ -206,23 +207,50 @@ class SeqlightCLI(LightningCLI):
         configure_threads(cfg.get("num_threads"))
 
     def instantiate_classes(self) -> None:
+        """Build the DataModule once (no data is read), link its sizes into the model's arguments, build the
+        model and the Trainer, and hand Lightning that same DataModule instance."""
         cfg = self.config[self.subcommand] if self.subcommand else self.config
+        data_cfg = cfg.get("data")
         try:
             datamodule = self._link_data_to_model(cfg)
             if self.subcommand:
                 self._choose_run_folder(cfg)
-            super().instantiate_classes()
+            if datamodule is not None:
+                self._dump_config()  # (LightningCLI's instantiator reads this dump of the whole config)
+                cfg.data = None  # built above: LightningCLI must not build a second one
+            try:
+                super().instantiate_classes()
+            finally:
+                cfg.data = data_cfg  # the saved config.yaml keeps the data section
         except (ValueError, MisconfigurationException) as e:
             if isinstance(e, SeqlightError):
                 raise
             raise ConfigError(f"invalid setting{_raised_by(e)}: {e}") from e
-        if datamodule is not None:  # use the instance whose properties were read (it may have loaded data)
+        if datamodule is not None:
             self.datamodule = datamodule
             self.config_init[self.subcommand]["data"] = datamodule
         self._warn_if_untrained(cfg)
 
+    def parse_arguments(self, parser, args) -> None:
+        """As LightningCLI's, except that ``--print_config`` shows the sizes linked from the DataModule (the
+        model's ``num_features``, ``timesteps``...) rather than ``null``: it is applied after the links."""
+        argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, (dict, Namespace)) else None
+        flags = [a for a in argv or [] if a == "--print_config" or a.startswith("--print_config=")]
+        if not flags:
+            return super().parse_arguments(parser, args)
+        super().parse_arguments(parser, [a for a in argv if a not in flags])
+        subcommand = self.config.get("subcommand")
+        cfg = self.config[subcommand] if subcommand else self.config
+        self._link_data_to_model(cfg)
+        sub_parser = self._parser(subcommand)
+        skip_null = flags[-1].partition("=")[2] == "skip_null"
+        print(sub_parser.dump(cfg, skip_none=skip_null), end="")
+        raise SystemExit(0)
+
     @staticmethod
     def _link_data_to_model(cfg):
+        """Build the configured DataModule and copy the sizes it states (``DATA_TO_MODEL_LINKS``, known from its
+        arguments alone: building it reads no data) into the arguments of the model, where accepted."""
         data, model = cfg.get("data"), cfg.get("model")
         if data is None or model is None or not data.get("class_path") or not model.get("class_path"):
             return None
@@ -234,8 +262,9 @@ class SeqlightCLI(LightningCLI):
             datamodule = data_cls(**init_args)
         accepted = inspect.signature(model_cls.__init__).parameters
         for source, target in DATA_TO_MODEL_LINKS:
-            if target in accepted and hasattr(type(datamodule), source):
-                setattr(model.init_args, target, getattr(datamodule, source))
+            value = getattr(datamodule, source, None)
+            if target in accepted and value is not None:
+                setattr(model.init_args, target, value)
         return datamodule
 
     def _choose_run_folder(self, cfg) -> None:
@@ -359,13 +388,14 @@ def main(args: list[str] | None = None) -> None:
             subclass_mode_data=True,
             save_config_callback=_SaveConfigToRunFolder,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [EpochSeeds(), AnnounceFolders()]},
+            trainer_defaults={"callbacks": [EpochSeeds(), AnnounceFolders(), PredictionWriter()]},
             parser_class=HomeAwareParser,
             parser_kwargs={
                 "prog": "seqlight",
                 "description": "seqlight: the chapter-6 experiments of Deep Learning with Python on Lightning. "
                 "Pick an experiment with --config <name> or --config configs/<name>.yaml (a packaged config, listed "
-                "by `seqlight configs`), or the path of your own YAML file.",
+                "by `seqlight configs`), or the path of your own YAML file. With a trained checkpoint: "
+                "`seqlight forecast`, `seqlight classify`, `seqlight export` (each has --help).",
             },
             args=args,
         )

@@ -1,4 +1,5 @@
-"""The command line's own subcommands (``seqlight configs``) and the packaged configs it resolves by name.
+"""The command line's own subcommands (``configs``, ``forecast``, ``classify``, ``export``) and the packaged
+configs it resolves by name.
 
 The book's experiments ship inside the package (``seqlight/configs/*.yaml``), so an installed seqlight runs
 them from any folder: ``seqlight fit --config jena_gru`` (or ``jena_gru.yaml``, ``-c jena_gru``,
@@ -169,13 +170,41 @@ def list_configs(args: list[str]) -> None:
     print(f"\nRun one with `seqlight fit --config <config>` (files in {CONFIG_DIR}).")
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"configs": list_configs}
+def _forecast(args: list[str]) -> int:
+    from seqlight.answers import forecast_main
+
+    return forecast_main(args)
+
+
+def _classify(args: list[str]) -> int:
+    from seqlight.answers import classify_main
+
+    return classify_main(args)
+
+
+def _export(args: list[str]) -> int:
+    from seqlight.export import main as export_main
+
+    return export_main(args)
+
+
+# Each takes the arguments after its name; returns None or an exit code, or raises SeqlightError for a user's
+# mistake (seqlight.cli.main prints it as one paragraph). Imported when run, so `seqlight --help` stays fast.
+COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
+    "configs": list_configs,
+    "forecast": _forecast,
+    "classify": _classify,
+    "export": _export,
+}
 
 
 def run_command(args: list[str]) -> bool:
-    """Run ``args`` if it starts with one of :data:`COMMANDS` and return True; else False (LightningCLI's)."""
+    """Run ``args`` if it starts with one of :data:`COMMANDS` and return True; else False (LightningCLI's).
+    A command's non-zero exit code ends the process with it."""
     if not args or args[0] not in COMMANDS:
         return False
-    COMMANDS[args[0]](list(args[1:]))
+    code = COMMANDS[args[0]](list(args[1:]))
     sys.stdout.flush()
+    if code:
+        raise SystemExit(code)
     return True

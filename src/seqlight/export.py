@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import importlib
 import json
 import os
 import sys
@@ -51,7 +50,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 import seqlight
-from seqlight.checkpoints import CheckpointError, read_checkpoint, saved_settings
+from seqlight.checkpoints import load_model
 from seqlight.errors import SeqlightError
 from seqlight.files import atomic_path
 
@@ -355,45 +354,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _model_class(class_path: str, ckpt_path: Path) -> type[LightningModule]:
-    """Import ``class_path`` (``package.module.Class``, or a bare name of :mod:`seqlight.models`)."""
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name or "seqlight.models"), name)
-    except (ImportError, AttributeError) as e:
-        raise CheckpointError(
-            f"checkpoint {ckpt_path} names the model class {class_path!r}, which cannot be imported: {e}"
-        ) from e
-    if not (isinstance(cls, type) and issubclass(cls, LightningModule)):
-        raise CheckpointError(
-            f"checkpoint {ckpt_path} names {class_path!r} as its model, which is not a LightningModule"
-        )
-    return cls
-
-
-def load_model(ckpt_path: str | os.PathLike, model_class: str | None = None) -> LightningModule:
-    """The model saved in ``ckpt_path``, on the CPU: its class from the checkpoint, else ``model_class``.
-
-    Raises :class:`~seqlight.checkpoints.CheckpointError` (one sentence naming the file) for a damaged or
-    foreign file, an unknown class, or weights that do not fit the class.
-    """
-    ckpt_path = Path(ckpt_path)
-    ckpt = read_checkpoint(ckpt_path)
-    class_path, _ = saved_settings(ckpt, "model")
-    class_path = class_path or model_class
-    if class_path is None:
-        raise CheckpointError(
-            f"checkpoint {ckpt_path} does not record its model class (it was not written by the seqlight command): "
-            "pass --model_class, e.g. --model_class seqlight.models.RecurrentForecaster"
-        )
-    cls = _model_class(class_path, ckpt_path)
-    try:
-        return cls.load_from_checkpoint(ckpt_path, map_location="cpu")
-    except (RuntimeError, TypeError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {ckpt_path} cannot be loaded as {cls.__name__}: {first}") from e
-
-
 def main(argv: list[str]) -> int:
     """``seqlight export``: parse ``argv`` (the arguments after ``export``), export, print the written paths.
 
@@ -407,7 +367,7 @@ def main(argv: list[str]) -> int:
     try:
         ckpt_path = Path(args.ckpt_path)
         output = Path(args.output) if args.output else ckpt_path.with_suffix(FORMATS[args.format])
-        model = load_model(ckpt_path, args.model_class)
+        model = load_model(ckpt_path, model_class=args.model_class)
         written = export_model(model, output, format=args.format)
     except SeqlightError as e:
         if os.environ.get("SEQLIGHT_DEBUG"):
