@@ -18,7 +18,8 @@ UTF-8 and filtered by one ``bytes.translate`` (which also lower-cases the ASCII 
 through ``str.lower``), split once into ``bytes`` tokens (on runs of the split character when that is ASCII
 whitespace and the chunk has no other, so no empty pieces), and the tokens numbered by first appearance in one
 C-level dict pass (only the distinct words are decoded back to ``str``); counts come from ``np.bincount``.
-Document frequencies are counted only when first needed, and the cyclic garbage collector is paused meanwhile. ``texts_to_sequences`` on the very list just fitted (the same
+Document frequencies are counted only when first needed, and the cyclic garbage collector is paused meanwhile.
+``texts_to_sequences`` on the very list just fitted (the same
 ``str`` objects, checked one by one; the book's listing 6.9) maps the token ids kept from the fit instead
 of tokenizing again; the Tokenizer holds those ids (int32) and a reference to the texts until that call or
 its next fit, and the ids alone until ``word_docs``/``index_docs`` are first read. Other
@@ -207,7 +208,9 @@ class Tokenizer:
         self.document_count = document_count
         self.word_counts: OrderedDict[str, int] = OrderedDict()
         self._pending: list = []  # token ids of fitted corpora whose document frequencies are not counted yet
-        self._fitted_corpus: tuple | None = None  # (texts, token ids, id -> word, special ids, settings) of the last fit
+        self._fitted_corpus: tuple | None = (
+            None  # (texts, token ids, id -> word, special ids, settings) of the last fit
+        )
         self._word_docs: defaultdict[str, int] = defaultdict(int)
         self._index_docs: defaultdict[int, int] = defaultdict(int)
         self.word_index = _WordIndex()
