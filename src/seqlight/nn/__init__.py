@@ -1,6 +1,7 @@
 """Keras-faithful recurrent layers with PyTorch signatures, and Keras initializers.
 
-- :class:`SimpleRNN`, :class:`LSTM`, :class:`GRU`: drop-ins for ``torch.nn.RNN/LSTM/GRU(batch_first=True)``
+- :class:`SimpleRNN`, :class:`LSTM`, :class:`GRU`: drop-ins for ``torch.nn.RNN/LSTM/GRU`` (torch's arguments,
+  state dicts and ``hx`` checks; ``batch_first=True`` by default; torch's ``dropout`` is ``inter_layer_dropout``)
   with Keras's ``activation``, ``recurrent_activation`` (``hard_sigmoid``), GRU ``reset_after``,
   ``dropout`` / ``recurrent_dropout``, ``go_backwards``, Keras initializers and ``load_keras_weights``.
   PyTorch's fused kernels run whenever the semantics allow, a custom loop otherwise.

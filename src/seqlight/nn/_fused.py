@@ -43,15 +43,17 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
 def call(kind: str, activation: str, x: Tensor, h0: Tensor, c0: Tensor | None, params: list, train: bool):
     """One batch-first, one-direction, one-layer call of the fused kernel; returns ``(out, h_n, c_n or None)``.
 
-    ``h0``, ``c0``: ``(1, B, H)``; ``params``: ``[w_ih, w_hh, b_ih, b_hh]`` in PyTorch's gate order.
+    ``h0``, ``c0``: ``(1, B, H)``; ``params``: ``[w_ih, w_hh, b_ih, b_hh]`` in PyTorch's gate order, or
+    ``[w_ih, w_hh]`` without biases.
     """
+    has_biases = len(params) == 4
     if kind == "lstm":
-        return torch._VF.lstm(x, (h0, c0), params, True, 1, 0.0, train, False, True)
+        return torch._VF.lstm(x, (h0, c0), params, has_biases, 1, 0.0, train, False, True)
     if kind == "gru":
         fn = torch._VF.gru
     else:
         fn = torch._VF.rnn_tanh if activation == "tanh" else torch._VF.rnn_relu
-    out, h = fn(x, h0, params, True, 1, 0.0, train, False, True)
+    out, h = fn(x, h0, params, has_biases, 1, 0.0, train, False, True)
     return out, h, None
 
 

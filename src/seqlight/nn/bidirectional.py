@@ -32,7 +32,8 @@ class Bidirectional(nn.Module):
     Call: ``output, h_n = bi(x)`` (``output, (h_n, c_n)`` for an LSTM); ``h_n`` is
     ``(2 * num_layers, B, H)``: the forward layer's states, then the backward layer's. (``torch.nn``
     interleaves them per layer because it stacks bidirectional layers; Keras's wrapper runs each
-    direction's whole stack, and so does this one.)
+    direction's whole stack, and so does this one. For torch's layout, build the layer itself with
+    ``bidirectional=True``: ``GRU(14, 32, bidirectional=True)``.)
 
     Example:
         >>> import torch
@@ -49,6 +50,11 @@ class Bidirectional(nn.Module):
         super().__init__()
         if not isinstance(layer, KerasRecurrent):
             raise ValueError(f"layer must be a seqlight.nn recurrent layer, got {type(layer).__name__}")
+        if layer.bidirectional or (backward_layer is not None and backward_layer.bidirectional):
+            raise ValueError(
+                "layer is already bidirectional (bidirectional=True runs both directions, torch's way): "
+                "wrap a one-direction layer, or use the layer alone"
+            )
         if merge_mode not in _MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {_MERGE_MODES}, got {merge_mode!r}")
         if backward_layer is None:

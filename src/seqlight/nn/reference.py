@@ -4,6 +4,8 @@ These functions are the test oracles of :mod:`seqlight.nn` and are written to be
 time, weights in Keras's layout (``kernel (in, G*units)``, ``recurrent_kernel (units, G*units)``) and gate
 order (GRU z, r, h; LSTM i, f, c, o), exactly as ``layer.get_weights()`` returns them.
 
+``bias=None`` is a layer without biases (Keras ``use_bias=False``, torch ``bias=False``): zero biases.
+
 Dropout masks are arguments (already scaled by ``1 / (1 - rate)``), so a test can give the same masks to
 the layer and to the oracle:
 
@@ -101,6 +103,11 @@ def _split(a, gates):
     return np.split(a, gates, axis=-1)
 
 
+def _bias(bias, shape):
+    """``bias``, or zeros of ``shape`` for a layer without biases (``bias=None``)."""
+    return np.zeros(shape) if bias is None else np.asarray(bias)
+
+
 def _time_order(x, go_backwards):
     x = np.asarray(x)
     return x[:, ::-1] if go_backwards else x
@@ -121,6 +128,7 @@ def simple_rnn(
 
     Returns ``(outputs (B, T, units), h_T)``; with ``go_backwards`` the outputs are in processing order.
     """
+    bias = _bias(bias, recurrent_kernel.shape[1])
     act = ACTIVATIONS[activation]
     x = _time_order(x, go_backwards)
     B, H = x.shape[0], recurrent_kernel.shape[0]
@@ -151,6 +159,7 @@ def lstm(
 
     Returns ``(outputs (B, T, units), h_T, c_T)``.
     """
+    bias = _bias(bias, recurrent_kernel.shape[1])
     act, ract = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
     x = _time_order(x, go_backwards)
     B, H = x.shape[0], recurrent_kernel.shape[0]
@@ -192,6 +201,7 @@ def gru_keras2(
 
     Returns ``(outputs (B, T, units), h_T)``.
     """
+    bias = _bias(bias, recurrent_kernel.shape[1])
     act, ract = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
     x = _time_order(x, go_backwards)
     B, H = x.shape[0], recurrent_kernel.shape[0]
@@ -232,6 +242,7 @@ def gru_keras3(
 
     Returns ``(outputs (B, T, units), h_T)``.
     """
+    bias = _bias(bias, (2, recurrent_kernel.shape[1]))
     act, ract = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
     x = _time_order(x, go_backwards)
     B, H = x.shape[0], recurrent_kernel.shape[0]
