@@ -236,7 +236,8 @@ def test_stacked_bidirectional_h_n_is_layer_major():
 def test_inter_layer_dropout_is_between_layers_in_training_only():
     torch.manual_seed(0)
     x = torch.randn(B, T, I)
-    one = GRU(I, H, 1, inter_layer_dropout=0.5).train()
+    with pytest.warns(UserWarning, match="does nothing with num_layers=1"):
+        one = GRU(I, H, 1, inter_layer_dropout=0.5).train()
     torch.testing.assert_close(one(x)[0], one.eval()(x)[0])  # one layer: nothing between layers (torch warns)
     two = GRU(I, H, 2, inter_layer_dropout=0.5)
     y_eval = two.eval()(x)[0]

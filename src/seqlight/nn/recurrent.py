@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -113,6 +114,12 @@ class KerasRecurrent(nn.Module):
         self.batch_first = _check_flag("batch_first", batch_first)
         self.inter_layer_dropout = _check_rate("inter_layer_dropout", inter_layer_dropout)
         self.bidirectional = _check_flag("bidirectional", bidirectional)
+        if self.inter_layer_dropout and self.num_layers == 1:  # as torch warns for its dropout
+            warnings.warn(
+                f"inter_layer_dropout={self.inter_layer_dropout} (torch's dropout) acts between stacked layers only "
+                "and does nothing with num_layers=1; Keras's dropout on the inputs is dropout=",
+                stacklevel=3,
+            )
         self.activation = _check_activation("activation", activation)
         self.recurrent_activation = _check_activation("recurrent_activation", recurrent_activation)
         self.dropout = _check_rate("dropout", dropout)
