@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,11 @@ def test_fit_checkpoint_reload_validate_test_predict(jena_dir, tmp_path, monkeyp
     out = run(["fit", *small, "--trainer.max_epochs", "3", "--ckpt_path", str(ckpt_dir / "last.ckpt")])
     assert torch.load(ckpt_dir / "last.ckpt", weights_only=False)["epoch"] == 2
     assert sorted(p.name for p in (tmp_path / "runs" / "jena_dense").iterdir()) == ["version_0"]
+    # the resumed run's summary continues the history of the first attempt, one entry per epoch
+    summary = json.loads((ckpt_dir.parent / "metrics.json").read_text())
+    assert summary["finished"] and summary["epochs_run"] == 3
+    for name in ("train/loss", "val/mae"):
+        assert [e for e, _ in summary["metrics"][name]["history"]] == [0, 1, 2], name
     out = run(["validate", *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
     assert "validation MAE" in out
     out = run(["test", *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])

@@ -3,6 +3,7 @@ uninterrupted run ends, bit for bit, in the same run folder, with the same best 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,3 +74,7 @@ def test_sigkill_mid_epoch_then_resume_is_exact(jena_dir, tmp_path):
     assert Path(sa["best_model_path"]).name == Path(sb["best_model_path"]).name
     # the TensorBoard curve continues: one validation point per epoch, identical to the uninterrupted run's
     assert _scalars(run, "val/mae") == _scalars(whole / "runs" / "jena_gru_dropout" / "version_0", "val/mae")
+    # ... and so does metrics.json: every epoch's values, the training ones of the checkpoint's epoch included
+    ma = json.loads((whole / "runs" / "jena_gru_dropout" / "version_0" / "metrics.json").read_text())["metrics"]
+    mb = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert {k: v["history"] for k, v in ma.items()} == {k: v["history"] for k, v in mb.items()}

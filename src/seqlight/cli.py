@@ -29,7 +29,11 @@ Checkpoints (see README, "Checkpoints, crashes and resume"):
 - ``--ckpt_path last`` is the ``last.ckpt`` of the newest run of the experiment (the logger's
   ``save_dir/name``). Resuming a ``fit`` continues in the checkpoint's own run folder (same TensorBoard
   curves, same best checkpoint and score), and :class:`seqlight.callbacks.EpochSeeds` makes it exact.
-- A new run claims its ``version_<N>`` folder atomically, so concurrent runs never share one.
+- A new run claims its ``version_<N>`` folder atomically, so concurrent runs never share one, and removes it
+  again if it fails before writing any result or leaves it empty.
+
+Every run gets :class:`seqlight.callbacks.RunSummary`: ``metrics.json`` in the run folder, the table printed
+at the end of fit/validate/test, TensorBoard charts, figures and hparams.
 
 A user's mistake (a bad option, a value out of range, a malformed data file, a bad checkpoint) ends with
 one paragraph on stderr and exit code 2; ``SEQLIGHT_DEBUG=1`` shows the traceback too.
@@ -51,7 +55,7 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
 
-from seqlight.callbacks import EpochSeeds, PredictionWriter
+from seqlight.callbacks import EpochSeeds, PredictionWriter, RunSummary
 from seqlight.checkpoints import (
     CheckpointError,
     claim_run_version,
@@ -81,6 +85,14 @@ INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"  # what LightningCLI r
 # The run folder that rank 0 claimed, handed to the processes Lightning launches for DDP (they re-run the
 # same command line and must log into the same folder, not claim another).
 _RUN_VERSION_ENV = "SEQLIGHT_RUN_VERSION"
+# The run folder this process claimed (not a resumed or inherited one): main() removes it if the run leaves
+# nothing in it worth keeping (see _drop_unused_run_folder).
+_claimed_run: Path | None = None
+# Whether this process set _RUN_VERSION_ENV (for the processes it launches): the next main() in this process
+# (library use, tests) is another run and must choose its own folder.
+_run_version_set_here = False
+# What makes a failed run's folder worth keeping: something to resume from, report or read.
+_RUN_RESULTS = ("metrics.json", "checkpoints/*.ckpt", "predictions*.csv")
 
 
 class ConfigError(SeqlightError, ValueError):
@@ -276,6 +288,7 @@ class SeqlightCLI(LightningCLI):
         Any other run claims a new folder atomically (:func:`claim_run_version`); the processes Lightning
         launches for DDP inherit rank 0's choice through the environment.
         """
+        global _claimed_run, _run_version_set_here
         args = self._logger_args(cfg)
         if args is None or args.get("version") is not None or cfg.trainer.get("fast_dev_run"):
             return  # (fast_dev_run replaces the logger: no run folder)
@@ -294,9 +307,11 @@ class SeqlightCLI(LightningCLI):
                 cfg.trainer.logger.init_args["purge_step"] = self._ckpt_global_step + 1
         elif _is_rank_zero():
             args.version = claim_run_version(experiment)
+            _claimed_run = experiment / f"version_{args.version}"
         else:
             return
         os.environ[_RUN_VERSION_ENV] = str(args.version)
+        _run_version_set_here = True
 
     def _warn_if_untrained(self, cfg) -> None:
         if self.subcommand not in ("validate", "test", "predict") or cfg.get("ckpt_path"):
@@ -307,24 +322,6 @@ class SeqlightCLI(LightningCLI):
                 "untrained weights. Pass --ckpt_path PATH (or --ckpt_path last for the newest run of this config).",
                 stacklevel=1,
             )
-
-    # ------------------------------------------------------------------ reports
-    def after_fit(self) -> None:
-        self._report()
-
-    def after_validate(self) -> None:
-        self._report()
-
-    def after_test(self) -> None:
-        self._report()
-
-    def _report(self) -> None:
-        report = getattr(self.model, "fit_report", None)
-        if report is None or not self.trainer.is_global_zero:
-            return
-        text = report(self.trainer, self.subcommand)
-        if text:
-            print(text, flush=True)
 
 
 def _is_rank_zero() -> bool:
@@ -370,6 +367,35 @@ def main(args: list[str] | None = None) -> None:
     one paragraph on stderr. ``seqlight configs`` (and the other commands of :mod:`seqlight.commands`) run
     there; ``--config NAME`` names a packaged config (see :func:`seqlight.commands.resolve_config_args`).
     """
+    global _claimed_run, _run_version_set_here
+    _claimed_run = None
+    if _run_version_set_here:
+        os.environ.pop(_RUN_VERSION_ENV, None)
+        _run_version_set_here = False
+    try:
+        _main(args)
+    except BaseException:
+        _drop_unused_run_folder(failed=True)
+        raise
+    _drop_unused_run_folder(failed=False)
+
+
+def _drop_unused_run_folder(failed: bool) -> None:
+    """Remove the ``version_N`` folder this process claimed if the run left it empty, or failed before it held
+    any result (``metrics.json``, a checkpoint, predictions: nothing to resume, report or read; what is left
+    then is the config, the hparams and the event file of a run that never finished an epoch)."""
+    folder = _claimed_run
+    if folder is None or not folder.is_dir():
+        return
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if files and (not failed or any(any(folder.glob(pattern)) for pattern in _RUN_RESULTS)):
+        return
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _main(args: list[str] | None) -> None:
     try:
         argv = sys.argv[1:] if args is None else args
         if isinstance(argv, (list, tuple)):
@@ -388,7 +414,7 @@ def main(args: list[str] | None = None) -> None:
             subclass_mode_data=True,
             save_config_callback=_SaveConfigToRunFolder,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [EpochSeeds(), AnnounceFolders(), PredictionWriter()]},
+            trainer_defaults={"callbacks": [EpochSeeds(), AnnounceFolders(), PredictionWriter(), RunSummary()]},
             parser_class=HomeAwareParser,
             parser_kwargs={
                 "prog": "seqlight",

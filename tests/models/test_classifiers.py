@@ -9,6 +9,7 @@ import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
 
+from seqlight.callbacks import RunSummary, format_summary
 from seqlight.data.imdb import ImdbDataModule, KerasImdbDataModule
 from seqlight.models.classifiers import ConvClassifier, EmbeddingClassifier, RecurrentClassifier
 
@@ -132,16 +133,21 @@ def test_embedding_classifier_learns_the_synthetic_reviews_and_reports(tmp_path)
     ckpt = __import__("lightning.pytorch.callbacks", fromlist=["ModelCheckpoint"]).ModelCheckpoint(
         monitor="val/acc", mode="max", dirpath=tmp_path / "ck", filename="best-{epoch:02d}"
     )
-    t = Trainer(max_epochs=8, logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[ckpt])
+    summary = RunSummary()
+    t = Trainer(
+        max_epochs=8, logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[ckpt, summary]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t.fit(m, datamodule=dm)
     assert float(ckpt.best_model_score) > 0.75  # chance is 0.5
     for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
         assert key in t.callback_metrics
-    report = m.fit_report(t, "fit")
+    report = format_summary(summary.summary, m)
+    best = summary.summary["metrics"]["val/acc"]
+    assert best["best"] == float(ckpt.best_model_score) and f"(epoch {best['best_epoch'] + 1})" in report
     assert "best validation accuracy (epoch" in report and "SYNTHETIC" in report
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t.test(m, datamodule=dm, verbose=False)
-    assert "test/acc" in t.callback_metrics and "test accuracy" in m.fit_report(t, "test")
+    assert "test/acc" in t.callback_metrics and "test accuracy" in format_summary(summary.summary, m)

@@ -628,14 +628,20 @@ class JenaDataModule(LightningDataModule):
             return np.arange(first, max_index)
         return book_sequential_rows(self.splits[split][0], max_index, self.lookback, self.batch_size, self.steps(split))
 
-    def naive_mae(self, split: str = "val") -> float:
+    def naive_mae(self, split: str = "val", batches: int | None = None) -> float:
         """The book's naive baseline on a split, in standardized units (6.3.3: 0.29 on the real data).
 
         ``mean(|data[row - step, target] - data[row + delay, target]|)`` over the split's evaluation rows,
-        computed directly from the series in float64.
+        computed directly from the series in float64. ``batches``: only the rows of the loader's first
+        ``batches`` batches, i.e. the rows a Trainer scored under ``limit_val_batches`` /
+        ``limit_test_batches`` (pass ``trainer.num_val_batches`` / ``num_test_batches``); ``None``: all.
         """
         self.setup()
         rows = self.eval_row_indices(split)
+        if batches is not None:
+            if batches < 1:
+                raise ValueError(f"batches must be >= 1, got {batches}")
+            rows = rows[: batches * self.batch_size]
         z = (self.series.values[:, self.target_index] - self.mean[self.target_index]) / self.std[self.target_index]
         last = rows - self.lookback + (self.timesteps - 1) * self.step
         return float(np.abs(z[last] - z[rows + self.delay]).mean())

@@ -41,7 +41,7 @@ _EPS = 1e-7  # Keras's K.epsilon(), the clip of binary_crossentropy
 
 
 class Classifier(KerasStyleModule):
-    """Base class: an Embedding, Keras's binary cross-entropy and accuracy, Keras's RMSprop, a fit report.
+    """Base class: an Embedding, Keras's binary cross-entropy and accuracy, Keras's RMSprop, what a run reports.
 
     Args:
         num_words: vocabulary size of the Embedding (linked from the DataModule; book 10,000).
@@ -133,8 +133,13 @@ class Classifier(KerasStyleModule):
 
     def _step(self, batch, split: str) -> Tensor:
         x, y = batch
-        loss, hits = self.loss_and_hits(self(x), y)
+        s = self(x)
+        loss, hits = self.loss_and_hits(s, y)
         n = len(y)
+        if split == "val" and getattr(self, "_confusion", None) is not None:
+            predicted = (s > 0) if self.output == "sigmoid" else (torch.round(s.float()) >= 1)
+            pairs = y.long().cpu() * 2 + predicted.long().cpu()
+            self._confusion += torch.bincount(pairs, minlength=4).reshape(2, 2)
         self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True, batch_size=n)
         self.log(f"{split}/acc", hits.mean(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
         return loss
@@ -143,36 +148,37 @@ class Classifier(KerasStyleModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.predict_proba(x)
 
-    # -- report ------------------------------------------------------------------------------------------
-    def fit_report(self, trainer, subcommand: str | None = None) -> str | None:
-        """Best validation accuracy (from the checkpoint callback) and the last validation/test accuracy."""
-        rows = []
-        ckpt = getattr(trainer, "checkpoint_callback", None)
-        if (
-            subcommand == "fit"
-            and ckpt is not None
-            and ckpt.best_model_score is not None
-            and "acc" in str(ckpt.monitor)
-        ):
-            epoch = ""
-            path = str(getattr(ckpt, "best_model_path", "") or "")
-            if "epoch=" in path:
-                epoch = f" (epoch {int(path.split('epoch=')[1][:2]) + 1})"
-            rows.append((f"best validation accuracy{epoch}", float(ckpt.best_model_score)))
-        metrics = trainer.callback_metrics
-        for split, label in (("val", "validation"), ("test", "test")):
-            for what in ("acc", "loss"):
-                key = f"{split}/{what}"
-                if key in metrics:
-                    name = f"{label} {'accuracy' if what == 'acc' else 'loss'}"
-                    rows.append((f"last {name}" if subcommand == "fit" else name, float(metrics[key])))
-        if not rows:
+    # -- what a run reports (read by seqlight.callbacks.RunSummary) ---------------------------------------
+    summary_metrics = ("acc", "loss")  # the printed table: accuracy and loss per split
+    chart_metrics = ("loss", "acc")  # TensorBoard: train and validation on one chart each
+
+    def on_validation_epoch_start(self) -> None:
+        self._confusion = torch.zeros(2, 2, dtype=torch.long)  # [true label, predicted label], this process
+
+    def validation_figure(self):
+        """The confusion matrix of the last validation epoch (counts of this process's reviews), as a figure."""
+        counts = getattr(self, "_confusion", None)
+        if counts is None or counts.sum() == 0:
             return None
-        dm = getattr(trainer, "datamodule", None)
-        source = getattr(dm, "source_description", None)
-        lines = [f"\n{type(self).__name__} ({subcommand})" + (f" on {source}" if source else "")]
-        lines += [f"  {label:40s} {value:.4f}" for label, value in rows]
-        return "\n".join(lines)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(3.6, 3.2))
+        ax = fig.add_subplot()
+        ax.imshow(counts.numpy(), cmap="Blues")
+        names = ["negative", "positive"]
+        ax.set_xticks([0, 1], names)
+        ax.set_yticks([0, 1], names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        for (i, j), n in np.ndenumerate(counts.numpy()):
+            ax.text(j, i, str(n), ha="center", va="center", color="white" if n > counts.max() / 2 else "black")
+        acc = float(counts.trace()) / float(counts.sum())
+        ax.set_title(f"validation, epoch {self.current_epoch + 1}: acc {acc:.3f}", fontsize=9)
+        fig.tight_layout()
+        return fig
 
 
 class EmbeddingClassifier(Classifier):

@@ -160,6 +160,8 @@ class Forecaster(KerasStyleModule):
         pred = self(x)
         loss = torch.nn.functional.l1_loss(pred.float(), y.float())
         metric = self.maes[f"{split}_mae"]
+        if split == "val":
+            self._keep_for_figure(x, pred, y)
         metric(pred.detach().float(), y.float())
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=split != "test", sync_dist=True)
@@ -175,47 +177,52 @@ class Forecaster(KerasStyleModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x)
 
-    # -- report ----------------------------------------------------------------------------------------
-    def fit_report(self, trainer, subcommand: str | None = None) -> str | None:
-        """A short table printed by the CLI after fit/validate/test: our MAE next to the naive baseline."""
-        dm = getattr(trainer, "datamodule", None)
-        rows = []
-        metrics = trainer.callback_metrics
-        ckpt = getattr(trainer, "checkpoint_callback", None)
-        if (
-            subcommand == "fit"
-            and ckpt is not None
-            and ckpt.best_model_score is not None
-            and "val/mae" in str(ckpt.monitor)
-        ):
-            rows.append(("best validation MAE", float(ckpt.best_model_score)))
-        for split in ("val", "test"):
-            key = f"{split}/mae"
-            if key in metrics:
-                label = {"val": "validation", "test": "test"}[split]
-                rows.append((f"last {label} MAE" if subcommand == "fit" else f"{label} MAE", float(metrics[key])))
-        if not rows:
+    # -- what a run reports (read by seqlight.callbacks.RunSummary) ---------------------------------------
+    summary_metrics = ("mae",)  # the printed table: MAE per split, next to the naive baseline on the same rows
+    chart_metrics = ("loss", "mae", "mae_degC")  # TensorBoard: train and validation on one chart each
+    is_baseline = False  # the naive forecaster is the baseline: no verdict against itself
+    figure_windows = 1440  # the validation windows drawn each epoch: 10 days of 10-minute rows
+
+    def on_validation_epoch_start(self) -> None:
+        self._figure_parts: list[tuple[Tensor, Tensor, Tensor]] = []
+
+    def _keep_for_figure(self, x: Tensor, pred: Tensor, y: Tensor) -> None:
+        parts = getattr(self, "_figure_parts", None)
+        if parts is None or sum(len(p[0]) for p in parts) >= self.figure_windows:
+            return
+        prep = self.preprocessing if isinstance(self.preprocessing, JenaPreprocessing) else None
+        if prep is None:
+            return
+        last = x[:, 0 if prep.reverse else -1, prep.target_index]  # the naive forecast: the last value seen
+        parts.append(tuple(t.detach().float().cpu() for t in (pred, y, last)))
+
+    def validation_figure(self):
+        """Predicted, true and naive target over the first validation windows (degrees C), as a figure.
+
+        Drawn from the first :attr:`figure_windows` windows of the last validation epoch; ``None`` without
+        preprocessing (the scaling) or outputs.
+        """
+        parts = getattr(self, "_figure_parts", None)
+        prep = self.preprocessing if isinstance(self.preprocessing, JenaPreprocessing) else None
+        if not parts or prep is None:
             return None
-        naive = {}
-        if dm is not None and hasattr(dm, "naive_mae"):
-            for split in ("val", "test") if subcommand == "test" else ("val",):
-                try:
-                    naive[split] = dm.naive_mae(split)
-                except Exception:  # noqa: BLE001 - a report must never break a finished run
-                    pass
-        std = self.target_std
-        lines = [f"\n{type(self).__name__} ({subcommand})", f"{'':32s} {'std units':>10s} {'deg C' if std else '':>8s}"]
-        naive_rows = [("naive baseline, " + ("validation" if k == "val" else "test"), v) for k, v in naive.items()]
-        for label, value in rows + naive_rows:
-            lines.append(f"{label:32s} {value:10.4f} {value * std:8.3f}" if std else f"{label:32s} {value:10.4f}")
-        if "val" in naive and rows and not isinstance(self, NaiveForecaster):
-            best = rows[0][1]
-            verdict = "beats" if best < naive["val"] else "does not beat"
-            lines.append(f"-> {rows[0][0]} {verdict} the naive baseline ({best:.4f} vs {naive['val']:.4f})")
-        source = getattr(dm, "source_description", None)
-        if source:
-            lines.append(f"data: {source}")
-        return "\n".join(lines)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        pred, true, naive = (torch.cat([p[i] for p in parts])[: self.figure_windows].numpy() for i in range(3))
+        days = np.arange(len(true)) * prep.cadence_minutes / (24 * 60)
+        fig = Figure(figsize=(9, 3.5))
+        ax = fig.add_subplot()
+        for values, label, style in ((true, "true", "k-"), (pred, "predicted", "C0-"), (naive, "naive", "C1:")):
+            ax.plot(days, values * prep.target_std + prep.target_mean, style, lw=1, label=label)
+        ax.set_xlabel("days into the validation data (consecutive windows)")
+        ax.set_ylabel(prep.target)
+        ax.set_title(f"{type(self).__name__}: epoch {self.current_epoch + 1}")
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        return fig
 
 
 class NaiveForecaster(Forecaster):
@@ -240,6 +247,8 @@ class NaiveForecaster(Forecaster):
         self.save_hyperparameters()
         self.target_index = target_index
         self.reversed_input = reversed_input
+
+    is_baseline = True
 
     def forward(self, x: Tensor) -> Tensor:
         return x[:, 0 if self.reversed_input else -1, self.target_index]
