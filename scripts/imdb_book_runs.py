@@ -2,8 +2,9 @@
 
 Each experiment is its config in ``configs/`` run through the seqlight CLI on the real aclImdb (and GloVe for
 6.1.3), one torch thread per run, no progress bar. The GloVe runs are then tested on aclImdb/test with the
-weights after the last epoch, as the book does. Results go to ``runs/imdb_book_runs.md`` (a table:
-best/last validation accuracy, test accuracy where the book has one, the book's numbers).
+weights after the last epoch, as the book does. Each result is read from the run's ``metrics.json`` (never
+from printed text). Results go to ``runs/imdb_book_runs.md`` (a table: best/last validation accuracy, test
+accuracy where the book has one, the book's numbers).
 
 Usage::
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -54,9 +54,17 @@ def _cli(args: list[str], log_path: Path) -> str:
     return proc.stdout
 
 
-def _value(report: str, label: str) -> float | None:
-    m = re.search(rf"{label}[^\n]*?\s(\d\.\d+)\s*$", report, re.M)
-    return float(m.group(1)) if m else None
+def _summary(version: Path | None) -> dict:
+    """The run's ``metrics.json`` (written by seqlight.callbacks.RunSummary), the one record of its results."""
+    path = version / "metrics.json" if version is not None else None
+    if path is None or not path.is_file():
+        raise RuntimeError(f"the run left no metrics.json ({path})")
+    return json.loads(path.read_text())
+
+
+def _metric(summary: dict, name: str, which: str) -> float | None:
+    entry = summary["metrics"].get(name)
+    return entry[which] if entry else None
 
 
 def _version_dir(name: str, before: set[str]) -> Path | None:
@@ -75,18 +83,22 @@ def run(name: str, data_dir: str, glove: str | None, glove_dim: int, extra: list
     args += extra
     before = set(p.name for p in (ROOT / "runs" / config).glob("version_*"))
     started = time.time()
-    out = _cli(args, log_path)
+    _cli(args, log_path)
+    version = _version_dir(config, before)
+    summary = _summary(version)
     result = {
         "name": name, "what": what, "book_val": book_val, "book_test": book_test,
-        "best_val": _value(out, "best validation accuracy"), "last_val": _value(out, "last validation accuracy"),
-        "minutes": (time.time() - started) / 60, "args": args[2:],
+        "best_val": _metric(summary, "val/acc", "best"), "last_val": _metric(summary, "val/acc", "last"),
+        "best_epoch": _metric(summary, "val/acc", "best_epoch"), "data": summary["data_source"],
+        "minutes": (time.time() - started) / 60, "args": args[2:], "run": str(version),
     }  # fmt: skip
     if book_test is not None or name == "glove_scratch":
-        version = _version_dir(config, before)
-        ckpt = version / "checkpoints" / "last.ckpt" if version else None
-        if ckpt is not None and ckpt.exists():
+        ckpt = version / "checkpoints" / "last.ckpt"
+        if ckpt.exists():
             test_args = [a if a != "fit" else "test" for a in args] + ["--ckpt_path", str(ckpt)]
-            result["test"] = _value(_cli(test_args, log_path), "test accuracy")
+            before = set(p.name for p in (ROOT / "runs" / config).glob("version_*"))
+            _cli(test_args, log_path)
+            result["test"] = _metric(_summary(_version_dir(config, before)), "test/acc", "last")
     return result
 
 
