@@ -190,6 +190,9 @@ def test_ddp_two_cpu_processes(jena_dir, tmp_path):
     assert "MEMBER: 2/2" in proc.stderr + proc.stdout
     assert "best validation MAE" in proc.stdout
     assert (tmp_path / "runs" / "jena_dense" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    # one summary (rank 0's); the baseline covers the batches of both ranks: 1 each, the split's 2 together
+    summary = json.loads((tmp_path / "runs" / "jena_dense" / "version_0" / "metrics.json").read_text())
+    assert summary["hardware"]["devices"] == 2 and summary["baseline"]["batches"] == {"val": 2}
 
 
 @pytest.mark.parametrize("config", ["jena_gru", "imdb_lstm"])

@@ -121,6 +121,8 @@ def test_test_verdict_uses_the_test_baseline(jena_dir, tmp_path):
     assert float(verdict.group(1)) == pytest.approx(summary["metrics"]["test/mae"]["last"], abs=1e-4)
     assert float(verdict.group(2)) == pytest.approx(baseline["test/mae"], abs=1e-4)
     assert "naive baseline, test (4 batches)" in out and "naive baseline, validation" not in out
+    hparams = yaml.safe_load((tmp_path / "runs" / "jena_dense" / "version_1" / "hparams.yaml").read_text())
+    assert hparams["test_range"] == [300001, None]
 
 
 def test_default_checkpoint_names_and_the_epoch_of_the_best_accuracy(tmp_path):

@@ -261,7 +261,9 @@ class RunSummary(Callback):
 
     The baseline (a DataModule with ``naive_mae(split, batches)``, i.e. Jena) is computed on exactly the
     batches the Trainer scored (``trainer.num_val_batches`` / ``num_test_batches``, which follow
-    ``limit_val_batches`` / ``limit_test_batches``), and the verdict compares each split with its own baseline.
+    ``limit_val_batches`` / ``limit_test_batches``; times the number of processes under DDP, where the
+    distributed sampler's padding repeats up to ``world_size - 1`` rows), and the verdict compares each split
+    with its own baseline.
 
     What the model states (all optional): ``summary_metrics`` (the table's metrics per split, e.g.
     ``("mae",)``), ``chart_metrics`` (metrics whose train and validation curves share a TensorBoard chart),
@@ -450,7 +452,9 @@ class RunSummary(Callback):
         for split, counts in (("val", trainer.num_val_batches), ("test", trainer.num_test_batches)):
             if f"{split}/mae" not in self.history or not counts:
                 continue
-            batches = int(sum(counts))
+            # Under DDP each rank scores its share of the rows (a strided slice of the loader's order), and
+            # num_*_batches counts one rank's batches: together they cover world_size times as many.
+            batches = int(sum(counts)) * trainer.world_size
             key = (split, batches)
             if key not in self._baselines:
                 try:
