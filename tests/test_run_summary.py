@@ -107,6 +107,19 @@ def test_naive_mae_of_the_first_batches_is_that_of_the_rows_the_loader_yields(je
         dm.naive_mae("val", batches=0)
 
 
+def test_the_naive_forecaster_scores_its_own_baseline_under_limit_val_batches(jena_dir, tmp_path):
+    config = ROOT / "configs" / "jena_naive.yaml"
+    data = ["--data.init_args.source", "synthetic", "--data.init_args.data_dir", str(jena_dir)]
+    out = run(["validate", "--config", str(config), *data, "--trainer.limit_val_batches", "7"])
+    (folder,) = (tmp_path / "runs").glob("*/version_0")
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert summary["subcommand"] == "validate" and summary["baseline"]["batches"] == {"val": 7}
+    # the same rows: the model that is the naive forecast scores exactly the baseline (float32 against float64)
+    assert summary["metrics"]["val/mae"]["last"] == pytest.approx(summary["baseline"]["val/mae"], rel=1e-5)
+    assert "naive baseline, validation (7 batches)" in out and "->" not in out  # no verdict against itself
+    assert out.rstrip().splitlines()[-1].startswith("data: SYNTHETIC")  # the table comes last
+
+
 def test_test_verdict_uses_the_test_baseline(jena_dir, tmp_path):
     run(["fit", *jena(jena_dir, "--trainer.max_epochs", "1")])
     ckpt = tmp_path / "runs" / "jena_dense" / "version_0" / "checkpoints" / "last.ckpt"
@@ -252,3 +265,28 @@ def test_failed_runs_leave_no_run_folder_and_predict_keeps_its_own(jena_dir, tmp
     run(["predict", *jena(jena_dir), "--ckpt_path", str(ckpt)])
     assert (experiment / "version_1" / "predictions.csv").is_file()
     assert sorted(p.name for p in experiment.iterdir()) == ["version_0", "version_1"]
+
+
+class _CtrlC(Callback):
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_leaves_an_unfinished_summary_and_prints_the_table(jena_dir, tmp_path, capsys):
+    from seqlight.data import JenaDataModule
+    from seqlight.models import DenseForecaster
+
+    dm = JenaDataModule(data_dir=str(jena_dir), source="synthetic", steps_per_epoch=2, val_steps=2, seed=0)
+    logger = TensorBoardLogger(tmp_path, name="ctrl_c")
+    trainer = Trainer(
+        max_epochs=3, logger=logger, callbacks=[_CtrlC(), RunSummary()], enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    with warnings.catch_warnings(), pytest.raises(SystemExit):  # Lightning's graceful shutdown exits 1
+        warnings.simplefilter("ignore")
+        trainer.fit(DenseForecaster(num_features=dm.num_features, timesteps=dm.timesteps), datamodule=dm)
+    summary = json.loads((Path(logger.log_dir) / "metrics.json").read_text())
+    assert summary["finished"] is False and summary["metrics"]["val/mae"]["last_epoch"] == 0
+    out = capsys.readouterr().out
+    assert "last validation MAE" in out and out.rstrip().endswith("(interrupted)")

@@ -290,6 +290,7 @@ class RunSummary(Callback):
         self._baselines: dict[tuple[str, int], float] = {}
         self._fn = "fit"
         self._resumed_epoch: int | None = None  # the last epoch the restored checkpoint's history holds
+        self._to_print = False
 
     @property
     def state_key(self) -> str:
@@ -536,8 +537,20 @@ class RunSummary(Callback):
         if self.path is not None:
             self._log_hparams(trainer)
             self._write_plain_hparams(trainer)
-        if self.verbose:
+        self._to_print = True
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # Ctrl-C: Lightning shuts down (SystemExit(1), no teardown hook); the finished epochs still get the table.
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero and self.history:
+            self._write(trainer, pl_module, finished=False)
+            if self.verbose:
+                print(format_summary(self.summary, pl_module) + "\n(interrupted)", flush=True)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        # Printed last, after Lightning's own table of validate/test.
+        if self._to_print and self.verbose and self.summary is not None:
             print(format_summary(self.summary, pl_module), flush=True)
+        self._to_print = False
 
     def _log_hparams(self, trainer) -> None:
         """The run's hparams with its final metrics (TensorBoard's HPARAMS tab)."""
