@@ -195,8 +195,9 @@ def test_python_fit_tensorboard_figures_hparams_and_a_valid_file_mid_run(jena_di
     assert hparams["val_range"] == [200001, 300000] and hparams["timesteps"] == 240
     acc = events(folder)
     tags = acc.Tags()
-    # one figure per validation epoch (not per step)
-    assert len(acc.Images("val/figure")) == 2
+    # one figure per validation epoch (not per step), at the step of that epoch's validation scores
+    assert len(acc.Scalars("val/mae")) == 2
+    assert [e.step for e in acc.Images("val/figure")] == [e.step for e in acc.Scalars("val/mae")]
     # per-step training values stay, epoch values of train and val share a step (one point per epoch)
     assert len(acc.Scalars("train/loss_step")) == 6
     assert [e.step for e in acc.Scalars("train/loss_epoch")] == [e.step for e in acc.Scalars("val/loss")]

@@ -392,7 +392,9 @@ class RunSummary(Callback):
             return
         fig = draw()
         if fig is not None:
-            writer.add_figure("val/figure", fig, global_step=trainer.global_step, close=True)
+            # the step Lightning logs this epoch's val/* scalars at, so the figure sits beside their points
+            step = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step)
+            writer.add_figure("val/figure", fig, global_step=step, close=True)
 
     def _write_plain_hparams(self, trainer) -> None:
         """Lightning writes ``hparams.yaml`` with ``!!python/tuple`` tags; rewrite it as plain YAML."""
