@@ -329,3 +329,13 @@ def test_no_logger_writes_no_config_in_the_current_folder(jena_dir, tmp_path, mo
     )
     assert code == 0, err[-3000:]
     assert not (tmp_path / "config.yaml").exists()
+
+
+def test_a_leftover_run_version_in_the_environment_is_ignored_by_rank_zero(jena_dir, tmp_path, monkeypatch):
+    """$SEQLIGHT_RUN_VERSION hands rank 0's folder to the DDP processes it launches; a value left over from an
+    earlier run in a parent process (a test session, a script) must not make a new run reuse that folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEQLIGHT_RUN_VERSION", "5")
+    code, out, err = _cli(["fit", *_jena("jena_dense", jena_dir, "--trainer.max_epochs", "1")])
+    assert code == 0, err[-3000:]
+    assert sorted(p.name for p in (tmp_path / "runs" / "jena_dense").iterdir()) == ["version_0"]

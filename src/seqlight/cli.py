@@ -293,7 +293,9 @@ class SeqlightCLI(LightningCLI):
         if args is None or args.get("version") is not None or cfg.trainer.get("fast_dev_run"):
             return  # (fast_dev_run replaces the logger: no run folder)
         experiment = (Path(args.save_dir) / str(args.name)).resolve()
-        inherited = os.environ.get(_RUN_VERSION_ENV)
+        # Only a launched DDP process (not rank 0) takes rank 0's folder: in any other process the variable is a
+        # leftover of an earlier run in the parent (a test session, a script calling main() twice).
+        inherited = os.environ.get(_RUN_VERSION_ENV) if not _is_rank_zero() else None
         ckpt_path = cfg.get("ckpt_path")
         resumed = run_folder_of(ckpt_path) if ckpt_path and self.subcommand == "fit" else None
         if inherited is not None:
