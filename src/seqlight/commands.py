@@ -1,5 +1,5 @@
-"""The command line's own subcommands (``configs``, ``forecast``, ``classify``, ``export``) and the packaged
-configs it resolves by name.
+"""The command line's own subcommands (``configs``, ``forecast``, ``classify``, ``export``, ``report``,
+``reproduce``) and the packaged configs it resolves by name.
 
 The book's experiments ship inside the package (``seqlight/configs/*.yaml``), so an installed seqlight runs
 them from any folder: ``seqlight fit --config jena_gru`` (or ``jena_gru.yaml``, ``-c jena_gru``,
@@ -188,6 +188,18 @@ def _export(args: list[str]) -> int:
     return export_main(args)
 
 
+def _report(args: list[str]) -> int:
+    from seqlight.results import report_main
+
+    return report_main(args)
+
+
+def _reproduce(args: list[str]) -> int:
+    from seqlight.results import reproduce_main
+
+    return reproduce_main(args)
+
+
 # Each takes the arguments after its name; returns None or an exit code, or raises SeqlightError for a user's
 # mistake (seqlight.cli.main prints it as one paragraph). Imported when run, so `seqlight --help` stays fast.
 COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
@@ -195,6 +207,8 @@ COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "forecast": _forecast,
     "classify": _classify,
     "export": _export,
+    "report": _report,
+    "reproduce": _reproduce,
 }
 
 
