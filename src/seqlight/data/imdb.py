@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, SequentialSampler, TensorDataset
 
 from seqlight.data.arguments import check_choice, check_int, check_number
 from seqlight.data.download import (
@@ -52,7 +52,7 @@ from seqlight.data.download import (
 )
 from seqlight.data.imdb_synthetic import make_synthetic_acl_imdb, make_synthetic_glove
 from seqlight.data.preprocessing import IndexedTextPreprocessing, TextPreprocessing
-from seqlight.data.windows import RandomRowSampler, run_seed
+from seqlight.data.windows import RandomRowSampler, run_seed, shard_for_evaluation
 from seqlight.errors import SeqlightError
 from seqlight.files import cache_root, create_once, writable, writable_or_cache
 from seqlight.home import resolve_home_path
@@ -391,7 +391,11 @@ class _ImdbBase(LightningDataModule):
             raise RuntimeError("call setup() first")
         # The training order is a permutation drawn from (run seed, epoch) through set_epoch, not from the
         # global generator at the moment Lightning creates the iterator: a resumed run draws the same orders.
-        sampler = RandomRowSampler(0, len(ds), None, replacement=False, seed=run_seed()) if shuffle else None
+        # Evaluation in order; under DDP each rank takes every W-th review, none twice (no padding).
+        if shuffle:
+            sampler = RandomRowSampler(0, len(ds), None, replacement=False, seed=run_seed())
+        else:
+            sampler = shard_for_evaluation(SequentialSampler(ds), self.trainer)
         return DataLoader(ds, batch_size=self.batch_size, sampler=sampler)
 
     def train_dataloader(self) -> DataLoader:

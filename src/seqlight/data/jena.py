@@ -38,6 +38,7 @@ from seqlight.data.windows import (
     collate_batch,
     resolve_max_index,
     run_seed,
+    shard_for_evaluation,
     window_timesteps,
 )
 from seqlight.errors import SeqlightError
@@ -670,11 +671,13 @@ class JenaDataModule(LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(RowSampler(self.dataset.items(self.eval_row_indices("val"))))
+        rows = RowSampler(self.dataset.items(self.eval_row_indices("val")))
+        return self._loader(shard_for_evaluation(rows, self.trainer))  # DDP: each window once, no padding
 
     def test_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(RowSampler(self.dataset.items(self.eval_row_indices("test"))))
+        rows = RowSampler(self.dataset.items(self.eval_row_indices("test")))
+        return self._loader(shard_for_evaluation(rows, self.trainer))  # DDP: each window once, no padding
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

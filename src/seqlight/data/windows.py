@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
+from torch.utils.data.distributed import DistributedSampler
 
 __all__ = [
     "window_timesteps",
@@ -38,6 +39,7 @@ __all__ = [
     "collate_batch",
     "RowSampler",
     "run_seed",
+    "shard_for_evaluation",
 ]
 
 
@@ -268,3 +270,29 @@ class RowSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.rows.tolist())
+
+
+def shard_for_evaluation(sampler: Sampler, trainer) -> Sampler:
+    """A validation/test/predict sampler's share for this rank under DDP, every item scored exactly once.
+
+    Lightning (``use_distributed_sampler=True``) would wrap ``sampler`` in a ``DistributedSamplerWrapper``,
+    which pads the shards to equal length by repeating the first items: the validation metrics would count
+    some windows or reviews twice. Here rank ``r`` of ``W`` takes the items at positions ``r, r + W, ...``
+    of ``sampler``'s order (Lightning's interleaving, so the first ``k`` batches of every rank together are
+    the first ``W * k`` batches of one process), without padding: shards differ by at most one item, and
+    the last batches by at most one. Safe for evaluation, where nothing synchronizes per step: the metrics
+    are reduced once at the epoch's end (torchmetrics states, ``sync_dist``). Lightning leaves a
+    ``DistributedSampler`` as it is. Without a trainer, on one process or with
+    ``use_distributed_sampler=False``, ``sampler`` is returned unchanged.
+    """
+    kwargs = getattr(trainer, "distributed_sampler_kwargs", None) if trainer is not None else None
+    connector = getattr(trainer, "_accelerator_connector", None)
+    if not kwargs or kwargs.get("num_replicas", 1) <= 1 or not getattr(connector, "use_distributed_sampler", True):
+        return sampler
+    if isinstance(sampler, DistributedSampler):
+        return sampler
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
+
+    return UnrepeatedDistributedSamplerWrapper(
+        sampler, num_replicas=kwargs["num_replicas"], rank=kwargs["rank"], shuffle=False
+    )
