@@ -110,6 +110,8 @@ def fake_runs(tmp_path) -> Path:
     # imdb_lstm: an older finished run (outside the band) and a newer unfinished one: the newest finished wins
     write_run(runs, "imdb_lstm", 0, val=[0.85, 0.8900, 0.8800], metric="val/acc", wall=3725.0)
     write_run(runs, "imdb_lstm", 1, val=[0.50], metric="val/acc", finished=False)
+    # ... and a later `test` of its checkpoint, which has no validation curve: not the run shown
+    write_run(runs, "imdb_lstm", 2, val=[0.70], metric="val/acc", subcommand="test")
     # imdb_simple_rnn: real data, best 0.80 at epoch 2: below the band 0.8360-0.8840
     write_run(runs, "imdb_simple_rnn", 0, val=[0.78, 0.80, 0.79], metric="val/acc", wall=61.0)
     # jena_gru: synthetic data, never in band

@@ -78,19 +78,24 @@ def experiment_runs(experiment_dir: Path) -> list[Run]:
     return runs
 
 
-def _pick(runs: list[Run]) -> Run | None:
-    """The newest finished run, else the newest one."""
+def _pick(runs: list[Run], experiment: str) -> Run | None:
+    """The newest finished run, else the newest one, among the experiment's own kind of run (``fit``;
+    ``validate`` for the baseline) when there is one: a later ``test`` of a checkpoint has no validation
+    curve to compare."""
+    kind = "validate" if experiment == BASELINE else "fit"
+    runs = [r for r in runs if r.summary.get("subcommand") == kind] or runs
     finished = [r for r in runs if r.finished]
     return (finished or runs or [None])[-1]
 
 
 def find_runs(runs_dir: str | Path) -> dict[str, Run]:
-    """For each experiment folder under ``runs_dir``, the run the report shows: the newest run with a
-    ``metrics.json`` that finished, else the newest one with a ``metrics.json``."""
+    """For each experiment folder under ``runs_dir``, the run the report shows: the newest ``fit`` run
+    (``validate`` for the naive baseline; any run where there is none) with a ``metrics.json`` that
+    finished, else the newest such run."""
     runs_dir = Path(runs_dir)
     out = {}
     for exp in sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []:
-        run = _pick(experiment_runs(exp))
+        run = _pick(experiment_runs(exp), exp.name)
         if run is not None:
             out[exp.name] = run
     return out
