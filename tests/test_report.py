@@ -4,6 +4,7 @@ verdicts, the figures, and what reproduce runs, skips and resumes."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -90,6 +91,25 @@ def test_book_results_cover_every_config_and_agree_with_their_curves():
                 continue
             pick = max if ref.mode == "max" else min
             assert pick(curve) == best and curve[-1] == final and curve.index(best) + 1 == epoch, name
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "book_chapter6.md"
+
+
+@pytest.mark.skipif(not REFERENCE.is_file(), reason="reference/book_chapter6.md is not beside the project")
+def test_book_results_are_transcribed_from_the_reference():
+    """Every curve appears verbatim in the reference (its per-epoch series), every best and final value in
+    the row it cites."""
+    text = REFERENCE.read_text(encoding="utf-8")
+    plain = re.sub(r"\*\*(\.\d{4})\*\*\(ep\d+\)", r"\1", text)  # ".8460**(ep4)" marks the best
+    for name, ref in BOOK_RESULTS.items():
+        for curve in (ref.fc_curve, ref.gb_curve):
+            if curve:
+                full, short = (" ".join(f"{v:.4f}"[cut:] for v in curve) for cut in (0, 1))
+                assert full in plain or short in plain, name
+        row = re.search(r"^\| " + re.escape(ref.row) + r" \|.*$", text, re.MULTILINE).group(0)
+        for value in (ref.fc_best, ref.fc_final, ref.gb_best, ref.gb_final):
+            assert f"{value:.4f}" in row or f"{value:.4f}"[1:] in row, (name, value)
 
 
 def test_band_is_the_fc_gb_range_widened_by_the_tolerance():
