@@ -66,6 +66,8 @@ def write_run(
         "epochs_run": len(val) if subcommand == "fit" else 0,
         "wall_time_s": wall,
         "epoch_time_s": wall / len(val) if subcommand == "fit" else None,
+        "seed": 0,
+        "hardware": {"cpu": "AMD EPYC", "cores": 2, "accelerator": "cpu", "devices": 1, "precision": "32-true"},
         "finished": finished,
     }
     (folder / "metrics.json").write_text(json.dumps(summary))
@@ -180,6 +182,9 @@ def test_report_table_values(fake_runs, tmp_path):
     assert naive["FC best (epoch) / final"] == "0.2897 / 0.2897"
     assert naive["in band?"] == "yes"
 
+    text = path.read_text()
+    assert "- imdb_lstm: `imdb_lstm/version_0`; real aclImdb datasets/aclImdb; cpu, AMD EPYC, 2 cores" in text
+
     mine = rows["my_model"]
     assert mine["FC best (epoch) / final"] == "-" and mine["in band?"] == "-"
     assert mine["ours best (epoch)"] == "0.4000 (2)"
@@ -195,6 +200,13 @@ def test_report_command(fake_runs, tmp_path, capsys):
     assert run_command(["report", str(fake_runs), "--out", str(out)])
     assert "results.md" in capsys.readouterr().out
     assert (out / "results.md").is_file() and (out / "imdb_lstm.png").is_file()
+
+
+def test_report_of_a_missing_folder_is_a_users_mistake(tmp_path):
+    from seqlight.errors import SeqlightError
+
+    with pytest.raises(SeqlightError, match="not a folder of runs"):
+        run_command(["report", str(tmp_path / "nowhere")])
 
 
 def test_report_unfinished_run_is_marked(tmp_path):

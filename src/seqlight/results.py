@@ -267,10 +267,23 @@ def plot_run(run: Run, path: str | Path) -> Path:
 # seqlight report
 
 
+def _provenance(run: Run, runs_dir: Path) -> str:
+    s, hw = run.summary, run.summary.get("hardware") or {}
+    where = run.folder.relative_to(runs_dir) if run.folder.is_relative_to(runs_dir) else run.folder
+    parts = [hw.get("accelerator"), hw.get("cpu"), hw.get("cores") and f"{hw['cores']} cores"]
+    parts += [
+        hw.get("precision"),
+        hw.get("torch") and f"torch {hw['torch']}",
+        s.get("seed") is not None and f"seed {s['seed']}",
+    ]
+    machine = ", ".join(str(p) for p in parts if p) or "hardware not recorded"
+    return f"{run.experiment}: `{where}`; {s.get('data_source') or 'data source not recorded'}; {machine}"
+
+
 def write_report(runs_dir: str | Path = "runs", out: str | Path = "docs/results") -> Path:
     """Write ``<out>/<experiment>.png`` for every experiment under ``runs_dir`` and ``<out>/results.md``;
     return the path of ``results.md``."""
-    runs_dir, out = resolve_home_path(runs_dir), Path(out)
+    shown, runs_dir, out = str(runs_dir), resolve_home_path(runs_dir), Path(out)
     runs = find_runs(runs_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name in _book_order(runs):
@@ -279,7 +292,7 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "docs/results"
     text = [
         "# Chapter 6 results against the book",
         "",
-        f"Written by `seqlight report {runs_dir}`: per experiment the newest finished run (else the newest run) "
+        f"Written by `seqlight report {shown}`: per experiment the newest finished run (else the newest run) "
         "under that folder. Epochs are 1-based, as Keras prints them. FC: the author's run (Keras 2.0.8); GB: "
         "the Korean edition's re-run (Keras 2.2.2); both from `reference/book_chapter6.md` (the row id is in "
         "the section column).",
@@ -289,7 +302,9 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "docs/results"
         "",
         results_table(runs),
     ]
-    text += [f"![{name}]({name}.png)\n" for name in _book_order(runs)]
+    text += ["Runs shown (folder; data; hardware):", ""]
+    text += [f"- {_provenance(runs[name], runs_dir)}" for name in _book_order(runs)]
+    text += [""] + [f"![{name}]({name}.png)\n" for name in _book_order(runs)]
     path = out / "results.md"
     path.write_text("\n".join(text), encoding="utf-8")
     return path
