@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from seqlight.data.preprocessing import IndexedTextPreprocessing, TextPreprocessing
 from seqlight.errors import SeqlightError
@@ -80,6 +81,11 @@ class Classifier(KerasStyleModule):
         self.lr = lr
         self.output = output
         self.embedding = keras_init_(nn.Embedding(self.num_words, self.embedding_dim))
+        # Validation/test means as metric states (sum and count), synchronised across DDP processes: each
+        # process scores its own share of the reviews, and the logged value is the whole split's.
+        self.eval_means = nn.ModuleDict(
+            {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in ("loss", "acc")}
+        )
 
     def score(self, embedded: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -140,8 +146,14 @@ class Classifier(KerasStyleModule):
             predicted = (s > 0) if self.output == "sigmoid" else (torch.round(s.float()) >= 1)
             pairs = y.long().cpu() * 2 + predicted.long().cpu()
             self._confusion += torch.bincount(pairs, minlength=4).reshape(2, 2)
-        self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True, batch_size=n)
-        self.log(f"{split}/acc", hits.mean(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        if split == "train":
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+            self.log("train/acc", hits.mean(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        else:
+            for name, value, weight in (("loss", loss.detach(), n), ("acc", hits, 1)):
+                metric = self.eval_means[f"{split}_{name}"]
+                metric.update(value, weight)
+                self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> Tensor:
