@@ -425,10 +425,11 @@ def reproduce(
             trained_s, trained_epochs = trained_s + took, trained_epochs + epochs
         left_epochs = sum(e for _, st, e in plan[i:] if st != "done")
         elapsed = time.perf_counter() - started
+        epochs_word = f"{left_epochs} epoch{'s' if left_epochs != 1 else ''}"
         if trained_epochs and left_epochs:
-            rest = f"about {_duration(trained_s / trained_epochs * left_epochs)} left ({left_epochs} epochs)"
+            rest = f"about {_duration(trained_s / trained_epochs * left_epochs)} left ({epochs_word})"
         elif left_epochs:
-            rest = f"{left_epochs} epochs left"
+            rest = f"{epochs_word} left"
         else:
             rest = "nothing left"
         print(f"{head}: done in {_duration(took)}; elapsed {_duration(elapsed)}; {rest}", flush=True)
