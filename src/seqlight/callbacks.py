@@ -40,6 +40,7 @@ from lightning.fabric.utilities.seed import seed_everything
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 
+from seqlight.data.windows import run_seed
 from seqlight.files import atomic_path
 
 __all__ = ["ModelCheckpoint", "EpochSeeds", "epoch_seed", "PredictionWriter", "RunSummary", "format_summary"]
@@ -138,8 +139,7 @@ class EpochSeeds(Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if self.base_seed is None:
-            env = os.environ.get("PL_GLOBAL_SEED")
-            self.base_seed = int(env) if env is not None else torch.initial_seed()
+            self.base_seed = run_seed()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         # Reseed just before the epoch's first step rather than in on_train_epoch_start: Lightning creates the
