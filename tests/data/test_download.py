@@ -354,7 +354,10 @@ def _as_other_user(code: str, env: dict) -> subprocess.CompletedProcess:
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):
             pytest.skip("running as root without setpriv: cannot make a folder read-only for the test")
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        # 'nobody' keeps CAP_DAC_READ_SEARCH: it reads the checkout and its venv wherever they are (a clone in a
+        # private 0700 folder included) but, without CAP_DAC_OVERRIDE, still cannot write a 0555 folder.
+        caps = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *caps, *cmd]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
