@@ -41,8 +41,10 @@ def write_run(
     subcommand: str = "fit",
     wall: float = 125.0,
     last_ckpt: bool = False,
+    ckpt_path: Path | None = None,
 ) -> Path:
-    """A run folder with a metrics.json in RunSummary's schema (epochs 0-based)."""
+    """A run folder with a metrics.json in RunSummary's schema (epochs 0-based); with ``ckpt_path``, the
+    ``config.yaml`` LightningCLI saves, naming the checkpoint the run started from."""
     folder = runs / experiment / f"version_{version}"
     folder.mkdir(parents=True)
     mode = "max" if metric.endswith("acc") else "min"
@@ -52,6 +54,8 @@ def write_run(
     metrics = {metric: _metric(hist, mode), f"train/{short}": _metric(train, mode)}
     metrics["val/loss"] = _metric([(e, 1.0 - v if mode == "max" else v) for e, v in hist], "min")
     metrics["train/loss"] = _metric([(e, 0.5 / (e + 1)) for e, _ in hist], "min")
+    if subcommand == "test":  # a test run logs test/* once
+        metrics = {f"test/{short}": _metric([(0, val[-1])], mode), "test/loss": _metric([(0, 0.5)], "min")}
     source = "real aclImdb datasets/aclImdb" if real else "SYNTHETIC offline stand-in datasets/x.csv (not real)"
     summary = {
         "experiment": experiment,
@@ -71,6 +75,8 @@ def write_run(
         "finished": finished,
     }
     (folder / "metrics.json").write_text(json.dumps(summary))
+    if ckpt_path is not None:
+        (folder / "config.yaml").write_text(f"seed_everything: 0\nckpt_path: {ckpt_path}\n")
     if last_ckpt:
         (folder / "checkpoints").mkdir()
         (folder / "checkpoints" / "last.ckpt").write_bytes(b"not read by reproduce")
@@ -132,8 +138,23 @@ def fake_runs(tmp_path) -> Path:
     # imdb_lstm: an older finished run (outside the band) and a newer unfinished one: the newest finished wins
     write_run(runs, "imdb_lstm", 0, val=[0.85, 0.8900, 0.8800], metric="val/acc", wall=3725.0)
     write_run(runs, "imdb_lstm", 1, val=[0.50], metric="val/acc", finished=False)
-    # ... and a later `test` of its checkpoint, which has no validation curve: not the run shown
-    write_run(runs, "imdb_lstm", 2, val=[0.70], metric="val/acc", subcommand="test")
+    # ... and later `test`s of its checkpoints, which have no validation curve: not the run shown, but its test
+    # (the newest finished test of a checkpoint of the run shown: not version 3, which tested version 1's)
+    lstm0 = runs / "imdb_lstm" / "version_0" / "checkpoints"
+    write_run(runs, "imdb_lstm", 2, val=[0.70], metric="val/acc", subcommand="test", ckpt_path=lstm0 / "last.ckpt")
+    write_run(
+        runs,
+        "imdb_lstm",
+        3,
+        val=[0.60],
+        metric="val/acc",
+        subcommand="test",
+        ckpt_path=runs / "imdb_lstm" / "version_1" / "checkpoints" / "last.ckpt",
+    )
+    # imdb_glove: above the band (better than both runs of the book), tested on its best checkpoint
+    write_run(runs, "imdb_glove", 0, val=[0.55, 0.6100, 0.58], metric="val/acc")
+    glove = runs / "imdb_glove" / "version_0" / "checkpoints" / "best-epoch=01.ckpt"
+    write_run(runs, "imdb_glove", 1, val=[0.5555], metric="val/acc", subcommand="test", ckpt_path=glove)
     # imdb_simple_rnn: real data, best 0.80 at epoch 2: below the band 0.8360-0.8840
     write_run(runs, "imdb_simple_rnn", 0, val=[0.78, 0.80, 0.79], metric="val/acc", wall=61.0)
     # jena_gru: synthetic data, never in band
@@ -150,7 +171,7 @@ def test_report_table_values(fake_runs, tmp_path):
     out = tmp_path / "out"
     path = results.write_report(fake_runs, out)
     rows = {r["experiment"]: r for r in results.parse_table(path.read_text())}
-    assert list(rows) == ["imdb_simple_rnn", "imdb_lstm", "jena_naive", "jena_gru", "my_model"]  # by section
+    assert list(rows) == ["imdb_glove", "imdb_simple_rnn", "imdb_lstm", "jena_naive", "jena_gru", "my_model"]
 
     lstm = rows["imdb_lstm"]
     assert lstm["book section"] == "6.2.4 (6.2-d)"
@@ -168,7 +189,13 @@ def test_report_table_values(fake_runs, tmp_path):
     rnn = rows["imdb_simple_rnn"]
     assert rnn["ours best (epoch)"] == "0.8000 (2)"
     assert rnn["band"] == "0.8360-0.8840"
-    assert rnn["in band?"] == "no"
+    assert rnn["in band?"] == "no (worse)"
+    assert rnn["test: ours (checkpoint) / FC / GB"] == "-"  # never tested, and the book has no test number
+
+    assert lstm["test: ours (checkpoint) / FC / GB"] == "0.7000 (last.ckpt) / - / -"
+    glove = rows["imdb_glove"]
+    assert glove["in band?"] == "no (better)"  # band 0.5623-0.5935
+    assert glove["test: ours (checkpoint) / FC / GB"] == "0.5555 (best-epoch=01.ckpt) / 0.5366 / 0.5041"
     assert rnn["wall time (per epoch)"] == "1m01s (20.3 s)"
 
     gru = rows["jena_gru"]
@@ -278,6 +305,51 @@ def test_reproduce_skips_resumes_and_starts(tmp_path, monkeypatch, capsys):
     (runs / "jena_gru" / "version_0" / "checkpoints" / "last.ckpt").write_bytes(b"x")
     assert results.reproduce(["jena_gru"], runs=str(runs), max_epochs=5, report_out=None) == 0
     assert "--ckpt_path" in calls[0] and calls[0][calls[0].index("--trainer.max_epochs") + 1] == "5"
+
+
+def test_reproduce_tests_the_last_checkpoint_once(tmp_path, monkeypatch, capsys):
+    """--test scores the last.ckpt of the newest finished fit (6.1-i tests the weights after the last epoch)
+    with `seqlight test`, with the same overrides, and does not test a run twice."""
+    runs = tmp_path / "runs"
+    write_run(runs, "imdb_glove", 0, val=[0.55, 0.58], metric="val/acc", last_ckpt=True)  # finished
+    calls: list[list[str]] = []
+
+    def fake_run(cmd):
+        calls.append(cmd)
+        name, fn = cmd[cmd.index("--config") + 1], cmd[3]
+        if fn == "test":
+            ckpt = Path(cmd[cmd.index("--ckpt_path") + 1])
+            write_run(runs, name, 9, val=[0.54], metric="val/acc", subcommand="test", ckpt_path=ckpt)
+        elif fn == "validate":
+            write_run(runs, name, 0, val=[0.29], metric="val/mae", subcommand="validate")
+        else:
+            write_run(runs, name, 0, val=[0.5, 0.52], metric="val/acc", last_ckpt=True)
+        return 0
+
+    monkeypatch.setattr(results, "run_subprocess", fake_run)
+    names = ["imdb_glove", "imdb_glove_scratch", "jena_naive"]
+    extra = ["--data.init_args.embedding_dim", "50"]
+    code = results.reproduce(names, runs=str(runs), source="real", report_out=str(tmp_path / "r"), extra=extra)
+    assert code == 0 and [c[3] for c in calls] == ["fit", "validate"]  # no --test: nothing tested
+    calls.clear()
+    assert (
+        results.reproduce(names, runs=str(runs), source="real", report_out=str(tmp_path / "r"), extra=extra, test=True)
+        == 0
+    )
+    assert [(c[3], c[c.index("--config") + 1]) for c in calls] == [
+        ("test", "imdb_glove"),
+        ("test", "imdb_glove_scratch"),
+    ]
+    for cmd, name in zip(calls, ("imdb_glove", "imdb_glove_scratch"), strict=True):
+        assert cmd[cmd.index("--ckpt_path") + 1] == str(runs / name / "version_0" / "checkpoints" / "last.ckpt")
+        assert cmd[cmd.index("--data.init_args.source") + 1] == "real" and cmd[-2:] == extra
+        assert "--trainer.max_epochs" not in cmd
+    rows = {r["experiment"]: r for r in results.parse_table((tmp_path / "r" / "results.md").read_text())}
+    assert rows["imdb_glove"]["test: ours (checkpoint) / FC / GB"] == "0.5400 (last.ckpt) / 0.5366 / 0.5041"
+    calls.clear()
+    assert results.reproduce(names, runs=str(runs), report_out=None, test=True) == 0
+    assert calls == []
+    assert "imdb_glove: tested already, skipped" in capsys.readouterr().out
 
 
 def test_reproduce_stops_at_a_failing_run(tmp_path, monkeypatch, capsys):

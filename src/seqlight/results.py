@@ -52,10 +52,23 @@ class Run:
     experiment: str
     folder: Path  # runs/<experiment>/version_N
     summary: dict[str, Any]  # metrics.json
+    test: Run | None = None  # the newest `test` run of one of this run's checkpoints (set by find_runs)
 
     @property
     def finished(self) -> bool:
         return bool(self.summary.get("finished"))
+
+    @property
+    def tested_checkpoint(self) -> Path | None:
+        """The ``--ckpt_path`` this run was started with, as LightningCLI saved it in ``config.yaml``."""
+        import yaml
+
+        try:
+            config = yaml.safe_load((self.folder / "config.yaml").read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            return None
+        ckpt = config.get("ckpt_path") if isinstance(config, dict) else None
+        return Path(ckpt) if isinstance(ckpt, str) else None
 
 
 def _version(folder: Path) -> int:
@@ -88,15 +101,34 @@ def _pick(runs: list[Run], experiment: str) -> Run | None:
     return (finished or runs or [None])[-1]
 
 
+def _test_of(runs: list[Run], fitted: Run) -> Run | None:
+    """The newest finished ``test`` run among ``runs`` of a checkpoint written by ``fitted``."""
+    from seqlight.checkpoints import run_folder_of
+
+    folder = fitted.folder.resolve()
+    tests = [
+        r
+        for r in runs
+        if r.summary.get("subcommand") == "test"
+        and r.finished
+        and r.tested_checkpoint is not None
+        and run_folder_of(r.tested_checkpoint) == folder
+    ]
+    return tests[-1] if tests else None
+
+
 def find_runs(runs_dir: str | Path) -> dict[str, Run]:
     """For each experiment folder under ``runs_dir``, the run the report shows: the newest ``fit`` run
     (``validate`` for the naive baseline; any run where there is none) with a ``metrics.json`` that
-    finished, else the newest such run."""
+    finished, else the newest such run; with, as its ``test``, the newest ``test`` run of one of its
+    checkpoints."""
     runs_dir = Path(runs_dir)
     out = {}
     for exp in sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []:
-        run = _pick(experiment_runs(exp), exp.name)
+        runs = experiment_runs(exp)
+        run = _pick(runs, exp.name)
         if run is not None:
+            run.test = _test_of(runs, run) if run.summary.get("subcommand") == "fit" else None
             out[exp.name] = run
     return out
 
@@ -159,6 +191,7 @@ def table_row(run: Run) -> dict[str, str]:
         "GB best (epoch) / final": "-",
         "band": "-",
         "in band?": "-",
+        "test: ours (checkpoint) / FC / GB": "-",
         "data": "real" if _real(run) else "synthetic",
         "epochs run": f"{s.get('subcommand')}" if validate else str(s.get("epochs_run", "-")),
         "wall time (per epoch)": _duration(s.get("wall_time_s")),
@@ -183,8 +216,30 @@ def table_row(run: Run) -> dict[str, str]:
         if not _real(run):
             row["in band?"] = "n/a (synthetic)"
         elif entry is not None and metric == ref.metric:
-            row["in band?"] = "yes" if ref.in_band(entry["best"]) else "no"
+            row["in band?"] = _band_verdict(ref, entry["best"])
+    row["test: ours (checkpoint) / FC / GB"] = _test_cell(run, metric, ref)
     return row
+
+
+def _band_verdict(ref: BookResult, best: float) -> str:
+    """``yes``, or ``no`` with the side: a run can miss the band by doing better than both of the book's."""
+    if ref.in_band(best):
+        return "yes"
+    above = best > ref.band()[1]
+    return "no (better)" if above == (ref.mode == "max") else "no (worse)"
+
+
+def _test_cell(run: Run, metric: str | None, ref: BookResult | None) -> str:
+    """``ours (checkpoint file) / FC / GB`` for the test split, ``-`` for what is not there."""
+    ours = "-"
+    if run.test is not None and metric:
+        entry = (run.test.summary.get("metrics") or {}).get(metric.replace("val/", "test/", 1))
+        if entry is not None:
+            ours = f"{entry['last']:.4f} ({run.test.tested_checkpoint.name})"
+    fc, gb = (ref.fc_test, ref.gb_test) if ref is not None else (None, None)
+    if ours == "-" and fc is None and gb is None:
+        return "-"
+    return " / ".join([ours] + [f"{v:.4f}" if v is not None else "-" for v in (fc, gb)])
 
 
 def results_table(runs: dict[str, Run]) -> str:
@@ -371,6 +426,16 @@ def _state(experiment_dir: Path, name: str, max_epochs: int | None) -> tuple[str
     return "new", 0
 
 
+def _test_state(experiment_dir: Path) -> tuple[Path | None, bool]:
+    """``(last.ckpt of the newest finished fit run, whether a finished test of that run exists)``."""
+    runs = experiment_runs(experiment_dir)
+    fits = [r for r in runs if r.summary.get("subcommand") == "fit" and r.finished]
+    if not fits:
+        return None, False
+    last = fits[-1].folder / "checkpoints" / "last.ckpt"
+    return (last if last.is_file() else None), _test_of(runs, fits[-1]) is not None
+
+
 def reproduce(
     configs: list[str] | None = None,
     runs: str = "runs",
@@ -380,8 +445,11 @@ def reproduce(
     accelerator: str | None = None,
     report_out: str | None = "docs/results",
     extra: list[str] | None = None,
+    test: bool = False,
 ) -> int:
-    """Run ``configs`` (default: all, in the book's order); 0, or the exit code of the first run that failed."""
+    """Run ``configs`` (default: all, in the book's order); 0, or the exit code of the first run that failed.
+    With ``test``, each fitted config's ``last.ckpt`` (the weights after the last epoch, as the book tests in
+    6.1-i) is then scored with ``seqlight test``, unless a test of that run exists."""
     from seqlight.commands import config_infos, packaged_config
 
     names = list(configs) if configs else [i.name for i in config_infos()]
@@ -392,47 +460,65 @@ def reproduce(
     for name in names:
         state, done = _state(runs_dir / name, name, max_epochs)
         plan.append((name, state, max(_planned_epochs(name, max_epochs) - done, 0)))
+
+    def command(fn: str, name: str, ckpt_path: str | None) -> list[str]:
+        cmd = [sys.executable, "-m", "seqlight", fn, "--config", name]
+        if ckpt_path is not None:
+            cmd += ["--ckpt_path", ckpt_path]
+        cmd += ["--trainer.logger.init_args.save_dir", str(runs)]
+        if max_epochs is not None and fn == "fit":
+            cmd += ["--trainer.max_epochs", str(max_epochs)]
+        for option, value in (
+            ("--data.init_args.source", source),
+            ("--data.init_args.data_dir", data_dir),
+            ("--trainer.accelerator", accelerator),
+        ):
+            if value is not None:
+                cmd += [option, value]
+        return cmd + list(extra or [])
+
     started = time.perf_counter()
     trained_s, trained_epochs = 0.0, 0
     for i, (name, state, epochs) in enumerate(plan, 1):
         head = f"[{i}/{len(plan)}] {name}"
         if state == "done":
             print(f"{head}: finished already (in {runs_dir / name}), skipped", flush=True)
-            continue
-        fn = "validate" if name == BASELINE else "fit"
-        cmd = [sys.executable, "-m", "seqlight", fn, "--config", name]
-        if state == "resume":
-            cmd += ["--ckpt_path", "last"]
-        cmd += ["--trainer.logger.init_args.save_dir", str(runs)]
-        if max_epochs is not None and fn == "fit":
-            cmd += ["--trainer.max_epochs", str(max_epochs)]
-        if source is not None:
-            cmd += ["--data.init_args.source", source]
-        if data_dir is not None:
-            cmd += ["--data.init_args.data_dir", data_dir]
-        if accelerator is not None:
-            cmd += ["--trainer.accelerator", accelerator]
-        cmd += list(extra or [])
-        verb = "resuming (--ckpt_path last)" if state == "resume" else f"{fn}"
-        print(f"{head}: {verb}: {' '.join(cmd[1:])}", flush=True)
-        t0 = time.perf_counter()
-        code = run_subprocess(cmd)
-        took = time.perf_counter() - t0
-        if code:
-            print(f"{head}: failed with exit code {code}; stopping (run `seqlight reproduce` again to resume)")
-            return code
-        if epochs:
-            trained_s, trained_epochs = trained_s + took, trained_epochs + epochs
-        left_epochs = sum(e for _, st, e in plan[i:] if st != "done")
-        elapsed = time.perf_counter() - started
-        epochs_word = f"{left_epochs} epoch{'s' if left_epochs != 1 else ''}"
-        if trained_epochs and left_epochs:
-            rest = f"about {_duration(trained_s / trained_epochs * left_epochs)} left ({epochs_word})"
-        elif left_epochs:
-            rest = f"{epochs_word} left"
         else:
-            rest = "nothing left"
-        print(f"{head}: done in {_duration(took)}; elapsed {_duration(elapsed)}; {rest}", flush=True)
+            fn = "validate" if name == BASELINE else "fit"
+            cmd = command(fn, name, "last" if state == "resume" else None)
+            verb = "resuming (--ckpt_path last)" if state == "resume" else f"{fn}"
+            print(f"{head}: {verb}: {' '.join(cmd[1:])}", flush=True)
+            t0 = time.perf_counter()
+            code = run_subprocess(cmd)
+            took = time.perf_counter() - t0
+            if code:
+                print(f"{head}: failed with exit code {code}; stopping (run `seqlight reproduce` again to resume)")
+                return code
+            if epochs:
+                trained_s, trained_epochs = trained_s + took, trained_epochs + epochs
+            left_epochs = sum(e for _, st, e in plan[i:] if st != "done")
+            elapsed = time.perf_counter() - started
+            epochs_word = f"{left_epochs} epoch{'s' if left_epochs != 1 else ''}"
+            if trained_epochs and left_epochs:
+                rest = f"about {_duration(trained_s / trained_epochs * left_epochs)} left ({epochs_word})"
+            elif left_epochs:
+                rest = f"{epochs_word} left"
+            else:
+                rest = "nothing left"
+            print(f"{head}: done in {_duration(took)}; elapsed {_duration(elapsed)}; {rest}", flush=True)
+        if test and name != BASELINE:
+            last, tested = _test_state(runs_dir / name)
+            if tested:
+                print(f"{head}: tested already, skipped", flush=True)
+            elif last is None:
+                print(f"{head}: no finished fit with a last.ckpt to test", flush=True)
+            else:
+                cmd = command("test", name, str(last))
+                print(f"{head}: test: {' '.join(cmd[1:])}", flush=True)
+                code = run_subprocess(cmd)
+                if code:
+                    print(f"{head}: test failed with exit code {code}; stopping")
+                    return code
     if report_out:
         path = write_report(runs, report_out)
         print(f"seqlight reproduce: wrote {path}", flush=True)
@@ -464,6 +550,12 @@ def reproduce_main(args: list[str]) -> int:
     parser.add_argument("--accelerator", default=None, help="Lightning's accelerator (cpu, gpu, auto...)")
     parser.add_argument("--report_out", default="docs/results", help="where the report goes (default: docs/results)")
     parser.add_argument("--no_report", action="store_true", help="do not write the report at the end")
+    parser.add_argument(
+        "--test",
+        action="store_true",
+        help="after each fit, score its last.ckpt (the weights after the last epoch, as the book does in 6.1.3) "
+        "on the test split with `seqlight test`, unless that run was tested already; the report shows it",
+    )
     ns = parser.parse_args(args)
     if ns.max_epochs is not None and ns.max_epochs < 1:
         raise SeqlightError(f"seqlight reproduce: --max_epochs must be at least 1, got {ns.max_epochs}")
@@ -476,4 +568,5 @@ def reproduce_main(args: list[str]) -> int:
         accelerator=ns.accelerator,
         report_out=None if ns.no_report else ns.report_out,
         extra=extra,
+        test=ns.test,
     )
