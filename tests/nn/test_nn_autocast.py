@@ -143,10 +143,10 @@ def test_forced_refusal_trains_every_lstm(fresh_probe, monkeypatch):
     option still trains, within bf16 rounding of float32, and the reason is logged once."""
     real = torch._VF.lstm
 
-    def avx2_onednn_lstm(*args):
+    def avx2_onednn_lstm(*args, **kwargs):
         if torch.is_autocast_enabled("cpu"):
             raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive.")
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(torch._VF, "lstm", avx2_onednn_lstm)
     assert not _torch_lstm_runs_under_bf16_autocast()  # the refusal is in place, for torch.nn.LSTM too

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from seqlight.nn import GRU, LSTM, Bidirectional, SimpleRNN, _loop
+from seqlight.nn.activations import ACTIVATIONS, activate
+from seqlight.nn.cells import GRUCell, GRUResetBeforeCell, LSTMCell, SimpleRNNCell
 
 I, H = 5, 4
 
@@ -54,26 +56,39 @@ def test_custom_loop_layers_are_traced_through_the_compiled_loop():
     assert "PythonOp" not in graph
 
 
-@pytest.mark.parametrize("kind", ["gru", "gru_reset_before", "lstm", "simple_rnn"])
-def test_compiled_loop_equals_eager_loop_with_masks(kind):
-    """The compiled loop is the eager loop, recurrent-dropout masks and all (a model traced in train mode)."""
+CELLS = {
+    "gru": GRUCell("tanh", "hard_sigmoid"),
+    "gru_reset_before": GRUResetBeforeCell("tanh", "hard_sigmoid"),
+    "lstm": LSTMCell("tanh", "hard_sigmoid"),
+    "simple_rnn": SimpleRNNCell("tanh"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+@pytest.mark.parametrize("padded", [False, True])
+def test_compiled_loop_equals_eager_loop_with_masks(kind, padded):
+    """Each cell's compiled loop is its eager loop, recurrent-dropout and padding masks and all (a model traced
+    in train mode, or with a mask)."""
     torch.manual_seed(0)
-    G = {"lstm": 4, "simple_rnn": 1}.get(kind, 3)
-    T, B = 6, 3
-    xw, w_hh = torch.randn(G, T, B, H), torch.randn(G * H, H) / 2
-    b_hh = torch.randn(G * H) if kind == "gru" else None
+    cell = CELLS[kind]
+    G, T, B = cell.gates, 6, 3
+    xw, w_hh = torch.randn(T, B, G * H), torch.randn(G * H, H) / 2
+    b_hh = torch.randn(G * H) if cell.has_recurrent_bias else None
     h0, c0 = torch.randn(B, H), torch.randn(B, H)
     mask = torch.bernoulli(torch.full((G, B, H), 0.7)) / 0.7
-    args = ("gru" if kind.startswith("gru") else kind, xw, w_hh, b_hh, h0, c0, mask, "tanh", "hard_sigmoid")
-    reset_after = kind == "gru"
-    want = _loop._autograd_loop(*args, reset_after)
-    got = _loop._scripted_loop()(*args, reset_after)
+    steps = (torch.rand(T, B, 1) > 0.4).float() if padded else None
+    args = (xw, w_hh, b_hh, h0, c0, mask, steps, *cell.core_names())
+    want = cell.loop(*args)
+    got = _loop._scripted(cell.loop)(*args)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(_loop.ACTIVATIONS))
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_compiled_activation_dispatch_matches_the_table(name):
-    """``_activate`` (what TorchScript compiles) and ``ACTIVATIONS`` (what the eager paths call) agree."""
+    """``activate`` (what TorchScript compiles) and the table's cores (what the eager paths call) agree, and each
+    activation is its core after its affine map."""
     x = torch.linspace(-4, 4, 101)
-    torch.testing.assert_close(_loop._activate(name, x), _loop.ACTIVATIONS[name](x), rtol=0, atol=0)
+    a = ACTIVATIONS[name]
+    torch.testing.assert_close(activate(name, x), a.core(x), rtol=0, atol=0)
+    torch.testing.assert_close(a.fn(x), a.core(a.scale * x + a.shift), rtol=0, atol=1e-7)

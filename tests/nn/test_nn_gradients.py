@@ -28,26 +28,25 @@ GRAD_CASES = [
 
 @pytest.mark.parametrize("cls,kw", GRAD_CASES, ids=[f"{c.__name__}-{kw}" for c, kw in GRAD_CASES])
 @pytest.mark.parametrize("masked", [False, True])
-def test_gradcheck_custom_loop(cls, kw, masked):
-    layer = _layer(cls, use_fused=False, **kw)
-    G = layer.gates
-    kind = layer.kind
+@pytest.mark.parametrize("padded", [False, True])
+def test_gradcheck_custom_loop(cls, kw, masked, padded):
+    """Each cell's hand-written backward against finite differences, with per-sample recurrent dropout masks
+    (``masked``) and padding masks (``padded``: masked steps keep the state, at the front, the end and inside)."""
+    cell = _layer(cls, use_fused=False, **kw).cell
+    G = cell.gates
     gen = torch.Generator().manual_seed(1)
-    xw = torch.randn(G, T, B, H, dtype=torch.float64, generator=gen, requires_grad=True)
+    xw = torch.randn(T, B, G * H, dtype=torch.float64, generator=gen, requires_grad=True)
     w_hh = (0.5 * torch.randn(G * H, H, dtype=torch.float64, generator=gen)).requires_grad_()
-    b_hh = (
-        torch.randn(G * H, dtype=torch.float64, generator=gen, requires_grad=True)
-        if kind == "gru" and layer.reset_after
-        else None
-    )
+    b_hh = None
+    if cell.has_recurrent_bias:
+        b_hh = torch.randn(G * H, dtype=torch.float64, generator=gen, requires_grad=True)
     h0 = torch.randn(B, H, dtype=torch.float64, generator=gen, requires_grad=True)
-    c0 = torch.randn(B, H, dtype=torch.float64, generator=gen, requires_grad=True) if kind == "lstm" else None
+    c0 = torch.randn(B, H, dtype=torch.float64, generator=gen, requires_grad=True) if cell.has_cell_state else None
     mask = (torch.rand(G, B, H, generator=gen, dtype=torch.float64) > 0.3).double() / 0.7 if masked else None
+    steps = torch.tensor([[0, 1], [1, 1], [1, 0], [0, 1]], dtype=torch.float64).unsqueeze(-1) if padded else None
 
     def f(xw, w_hh, b_hh, h0, c0):
-        out, h, c = _loop._Recurrence.apply(
-            xw, w_hh, b_hh, h0, c0, mask, kind, layer.activation, layer.recurrent_activation, layer.reset_after
-        )
+        out, h, c = _loop._Recurrence.apply(cell, xw, w_hh, b_hh, h0, c0, mask, steps)
         return (out, h) if c is None else (out, h, c)
 
     assert torch.autograd.gradcheck(f, (xw, w_hh, b_hh, h0, c0), eps=1e-6, atol=1e-6)
@@ -87,24 +86,42 @@ def test_batch_recurrent_dropout_fused_equals_custom(cls):
     torch.testing.assert_close(a, b)
 
 
-def test_hand_backward_equals_autograd_loop():
-    """The hand-written backward and autograd through the plain loop give the same gradients."""
+@pytest.mark.parametrize("cls,kw", GRAD_CASES, ids=[f"{c.__name__}-{kw}" for c, kw in GRAD_CASES])
+def test_hand_backward_equals_autograd_loop(cls, kw):
+    """The two loop implementations (hand-written backward, autograd through the plain loop) give the same
+    outputs and gradients, with dropout masks of both kinds and a padding mask."""
     torch.manual_seed(5)
-    layer = GRU(I, H, reset_after=False, recurrent_activation="hard_sigmoid").double()
+    layer = _layer(cls, dropout=0.3, recurrent_dropout=0.4, **kw)
     x = torch.randn(B, T, I, dtype=torch.float64)
-    grads = []
-    for hand in (True, False):
+    steps = torch.tensor([[0, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    results = []
+    for implementation in ("function", "autograd"):
+        layer.implementation = implementation
         layer.zero_grad()
-        if hand:
-            out, _ = layer(x)
-        else:
-            saved = dict(_loop._DERIV_FROM_OUTPUT)
-            _loop._DERIV_FROM_OUTPUT.clear()
-            try:
-                out, _ = layer(x)
-            finally:
-                _loop._DERIV_FROM_OUTPUT.update(saved)
+        torch.manual_seed(6)
+        out, _ = layer(x, mask=steps)
         out.pow(2).sum().backward()
-        grads.append([p.grad.clone() for p in layer.parameters()])
-    for a, b in zip(*grads):
+        results.append([out.detach()] + [p.grad.clone() for p in layer.parameters()])
+    for a, b in zip(*results):
         torch.testing.assert_close(a, b)
+
+
+def test_implementation_switch():
+    """``implementation=`` chooses the path explicitly; ``use_fused`` is its older form."""
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    gru = _layer(GRU, implementation="fused")
+    assert gru.uses_fused_path() and gru.use_fused is True
+    with pytest.raises(ValueError, match="padding mask"):
+        gru(x, lengths=[2, 3])
+    keras2 = _layer(GRU, reset_after=False, recurrent_activation="hard_sigmoid", implementation="function")
+    assert not keras2.uses_fused_path() and keras2.use_fused is False
+    with pytest.raises(ValueError, match="implementation='fused'"):
+        _layer(GRU, reset_after=False, implementation="fused").uses_fused_path()
+    with pytest.raises(ValueError, match="implementation='function'"):
+        _layer(LSTM, activation="elu", implementation="function")(x)
+    with pytest.raises(ValueError, match="not both"):
+        _layer(GRU, use_fused=False, implementation="autograd")
+    with pytest.raises(ValueError, match="implementation must be"):
+        _layer(GRU, implementation="cudnn")
+    old = _layer(GRU, use_fused=False)
+    assert old.implementation == "loop" and not old.uses_fused_path()

@@ -165,3 +165,12 @@ def test_meta_device_gives_shapes(kw):
     """Shape inference on the meta device runs both paths (autocast has no 'meta' device to ask about)."""
     out, h = GRU(I, H, **kw).to("meta")(torch.empty(2, 3, I, device="meta"))
     assert out.shape == (2, 3, H) and h.shape == (1, 2, H)
+
+
+def test_base_class_is_abstract():
+    """``KerasRecurrent`` has no cell of its own: building it is an error, not a silent GRU."""
+    from seqlight.nn import KerasRecurrent
+
+    with pytest.raises(TypeError, match="abstract"):
+        KerasRecurrent(3, 4)
+    assert GRU(3, 4).cell.gates == 3 and LSTM(3, 4).cell.has_cell_state and SimpleRNN(3, 4).cell.gates == 1

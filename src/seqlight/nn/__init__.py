@@ -12,7 +12,7 @@
 """
 
 from seqlight.nn import reference
-from seqlight.nn._loop import hard_sigmoid
+from seqlight.nn.activations import hard_sigmoid
 from seqlight.nn.bidirectional import Bidirectional
 from seqlight.nn.gru import GRU
 from seqlight.nn.init import glorot_uniform_, keras_init_

@@ -22,7 +22,7 @@ import logging
 import torch
 from torch import Tensor
 
-__all__ = ["autocast_dtype", "call", "runs_under_autocast"]
+__all__ = ["autocast_dtype", "call", "kernel", "runs_under_autocast"]
 
 _log = logging.getLogger("seqlight.nn")
 
@@ -40,20 +40,27 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return None
 
 
-def call(kind: str, activation: str, x: Tensor, h0: Tensor, c0: Tensor | None, params: list, train: bool):
-    """One batch-first, one-direction, one-layer call of the fused kernel; returns ``(out, h_n, c_n or None)``.
+def kernel(kind: str, activation: str):
+    """The fused kernel of a layer kind: ``torch._VF.lstm``, ``gru``, ``rnn_tanh`` or ``rnn_relu``."""
+    if kind == "simple_rnn":
+        return torch._VF.rnn_tanh if activation == "tanh" else torch._VF.rnn_relu
+    return {"lstm": torch._VF.lstm, "gru": torch._VF.gru}[kind]
 
-    ``h0``, ``c0``: ``(1, B, H)``; ``params``: ``[w_ih, w_hh, b_ih, b_hh]`` in PyTorch's gate order, or
-    ``[w_ih, w_hh]`` without biases.
+
+def call(fn, x: Tensor, h0: Tensor, c0: Tensor | None, params: list, train: bool):
+    """One batch-first, one-direction, one-layer call of the fused kernel ``fn`` (:func:`kernel`); returns
+    ``(out, h_n, c_n or None)``.
+
+    ``h0``, ``c0``: ``(1, B, H)`` (``c0`` for the LSTM, else None); ``params``: ``[w_ih, w_hh, b_ih, b_hh]`` in
+    PyTorch's gate order, or ``[w_ih, w_hh]`` without biases.
     """
-    has_biases = len(params) == 4
-    if kind == "lstm":
-        return torch._VF.lstm(x, (h0, c0), params, has_biases, 1, 0.0, train, False, True)
-    if kind == "gru":
-        fn = torch._VF.gru
-    else:
-        fn = torch._VF.rnn_tanh if activation == "tanh" else torch._VF.rnn_relu
-    out, h = fn(x, h0, params, has_biases, 1, 0.0, train, False, True)
+    flags = dict(
+        has_biases=len(params) == 4, num_layers=1, dropout=0.0, train=train, bidirectional=False, batch_first=True
+    )
+    if c0 is not None:
+        out, h, c = fn(x, (h0, c0), params, **flags)
+        return out, h, c
+    out, h = fn(x, h0, params, **flags)
     return out, h, None
 
 
@@ -114,10 +121,11 @@ def _probe(kind: str, activation: str, device: torch.device, dtype: torch.dtype)
         x, h0 = const(B, T, In), const(1, B, H)
         c0 = h0 if kind == "lstm" else None
         try:
-            out, _, _ = call(kind, activation, x, h0, c0, params, True)
+            fn = kernel(kind, activation)
+            out, _, _ = call(fn, x, h0, c0, params, True)
             out.float().sum().backward()
             with torch.no_grad():
-                call(kind, activation, x, h0, c0, params, False)
+                call(fn, x, h0, c0, params, False)
         except RuntimeError as e:  # oneDNN: "could not create a primitive descriptor for ... primitive. Run ..."
             return f"{type(e).__name__}: {str(e).split('. ')[0].splitlines()[0] if str(e) else ''}"
     return None

@@ -16,14 +16,12 @@ Example:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
+from seqlight.nn.activations import ACTIVATIONS
 from seqlight.nn.init import keras_init_
 
 __all__ = ["Conv1D", "MaxPooling1D", "GlobalMaxPooling1D"]
-
-_ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda x: x, None: lambda x: x}
 
 
 class Conv1D(nn.Module):
@@ -33,7 +31,8 @@ class Conv1D(nn.Module):
         in_channels: input features per step (Keras infers it).
         filters: output channels.
         kernel_size: window length.
-        activation: ``None``/``'linear'``, ``'relu'``, ``'tanh'`` or ``'sigmoid'``.
+        activation: ``None`` (linear) or a name in :data:`seqlight.nn.activations.ACTIVATIONS` (``'relu'``,
+            ``'tanh'``, ``'sigmoid'``, ``'linear'``, ...).
     """
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int, activation: str | None = None) -> None:
@@ -41,11 +40,11 @@ class Conv1D(nn.Module):
         for name, v in (("in_channels", in_channels), ("filters", filters), ("kernel_size", kernel_size)):
             if v < 1:
                 raise ValueError(f"{name} must be >= 1, got {v}")
-        if activation not in _ACT:
-            raise ValueError(f"activation must be one of {sorted(k for k in _ACT if k)} or None, got {activation!r}")
+        if activation is not None and activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or None, got {activation!r}")
         self.conv = keras_init_(nn.Conv1d(in_channels, filters, kernel_size))
         self.activation = activation
-        self._act = _ACT[activation]
+        self._act = ACTIVATIONS["linear" if activation is None else activation].fn
 
     def forward(self, x: Tensor) -> Tensor:
         return self._act(self.conv(x.transpose(1, 2))).transpose(1, 2)

@@ -56,13 +56,19 @@ class GRU(KerasRecurrent):
         go_backwards: process the sequence from the end; ``output`` is then in reversed time order.
         initializer: ``'keras'`` (glorot_uniform / orthogonal / zeros) or ``'torch'`` (U(±1/sqrt(H))).
         reset_after: see the equations. ``False`` has one bias (``bias_ih_l{k}``), ``True`` two.
-        use_fused: ``None`` (default) uses the fused kernel whenever the semantics allow; ``False``
-            always runs the custom loop; ``True`` raises ValueError if the settings need the loop.
+        implementation: ``'auto'`` (default): PyTorch's fused kernel whenever the semantics allow, else the
+            custom loop; ``'fused'``: the fused kernel, ValueError if a call needs the loop; ``'loop'``: the
+            custom loop (hand-written backward where every activation allows, else autograd); ``'function'``
+            or ``'autograd'``: one of the loop's two implementations (see :mod:`seqlight.nn._loop`).
+        use_fused: the older form of ``implementation``: ``None`` is ``'auto'``, ``True`` ``'fused'``,
+            ``False`` ``'loop'``.
 
-    Call: ``output, h_n = gru(x, hx=None)``; ``output (B, T, D*H)`` is every step of the last layer (Keras
-    ``return_sequences=True``); ``h_n (num_layers * D, B, H)`` the final states (``h_n[-1]`` is Keras's
-    default output for one direction). ``hx`` is checked as torch checks it; 2-D (unbatched) input is
-    accepted, as torch's.
+    Call: ``output, h_n = gru(x, hx=None, *, lengths=None, mask=None)``; ``output (B, T, D*H)`` is every step
+    of the last layer (Keras ``return_sequences=True``); ``h_n (num_layers * D, B, H)`` the final states
+    (``h_n[-1]`` is Keras's default output for one direction). ``hx`` is checked as torch checks it; 2-D
+    (unbatched) input is accepted, as torch's. Variable lengths, with Keras's masking (a masked step keeps
+    the state; the output repeats it): ``x`` a ``PackedSequence`` (the output is packed too), ``lengths``
+    (padding at the end) or ``mask (B, T)`` (padding anywhere); see :meth:`KerasRecurrent.forward`.
 
     State dicts: ``gru.load_state_dict(torch_gru.state_dict())`` and ``GRU.from_torch(torch_gru)`` take a
     ``torch.nn.GRU``'s weights; ``gru.torch_state_dict()`` gives them back (``reset_after=False`` has no
@@ -109,6 +115,7 @@ class GRU(KerasRecurrent):
         initializer: str = "keras",
         reset_after: bool = True,
         use_fused: bool | None = None,
+        implementation: str = "auto",
     ) -> None:
         super().__init__(
             input_size,
@@ -129,4 +136,5 @@ class GRU(KerasRecurrent):
             initializer=initializer,
             reset_after=reset_after,
             use_fused=use_fused,
+            implementation=implementation,
         )

@@ -24,7 +24,7 @@ class LSTM(KerasRecurrent):
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, inter_layer_dropout, bidirectional, device,
         dtype, activation, recurrent_activation, dropout, recurrent_dropout, recurrent_dropout_mode,
-        go_backwards, initializer, use_fused: as :class:`seqlight.nn.GRU` (torch's arguments in torch's
+        go_backwards, initializer, use_fused, implementation: as :class:`seqlight.nn.GRU` (torch's arguments in torch's
             positional order, Keras's keyword-only; ``dropout`` is Keras's, torch's is ``inter_layer_dropout``).
         proj_size: torch's; ``0`` only (Keras has no projected LSTM).
         unit_forget_bias: Keras's default ``True``: the forget-gate bias starts at 1 (with
@@ -68,6 +68,7 @@ class LSTM(KerasRecurrent):
         initializer: str = "keras",
         unit_forget_bias: bool = True,
         use_fused: bool | None = None,
+        implementation: str = "auto",
     ) -> None:
         if proj_size != 0:
             raise ValueError(f"proj_size must be 0, got {proj_size!r}: Keras has no projected LSTM, nor has seqlight")
@@ -91,4 +92,5 @@ class LSTM(KerasRecurrent):
             initializer=initializer,
             unit_forget_bias=unit_forget_bias,
             use_fused=use_fused,
+            implementation=implementation,
         )

@@ -37,13 +37,19 @@ import warnings
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from seqlight.nn import _fused, _loop
-from seqlight.nn._loop import ACTIVATIONS, hard_sigmoid
+from seqlight.nn._masks import restore_packed, step_mask, unpack
+from seqlight.nn.activations import ACTIVATIONS, hard_sigmoid
+from seqlight.nn.cells import Cell, make_cell
 
-__all__ = ["KerasRecurrent", "ACTIVATIONS", "hard_sigmoid", "KERAS_TO_TORCH_GATES"]
+__all__ = ["KerasRecurrent", "ACTIVATIONS", "hard_sigmoid", "KERAS_TO_TORCH_GATES", "IMPLEMENTATIONS"]
 
 _GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+#: ``implementation=``: the fused kernel, the custom loop (hand-written backward where it applies, else
+#: autograd), or one of the loop's two implementations explicitly; ``'auto'`` takes the fused kernel first.
+IMPLEMENTATIONS = ("auto", "fused", "loop", "function", "autograd")
 # Keras gate order -> storage (torch) gate order, per kind.
 KERAS_TO_TORCH_GATES = {"simple_rnn": [0], "lstm": [0, 1, 2, 3], "gru": [1, 0, 2]}
 
@@ -74,7 +80,8 @@ class KerasRecurrent(nn.Module):
     The positional arguments are ``torch.nn.GRU``'s, in its order; Keras's options are keyword-only.
     """
 
-    kind = "gru"
+    #: ``'gru'``, ``'lstm'`` or ``'simple_rnn'``: set by the subclasses; the base class itself is abstract.
+    kind: str | None = None
 
     def __init__(
         self,
@@ -98,7 +105,13 @@ class KerasRecurrent(nn.Module):
         reset_after: bool = True,
         unit_forget_bias: bool = True,
         use_fused: bool | None = None,
+        implementation: str = "auto",
     ) -> None:
+        if self.kind not in _GATES:
+            raise TypeError(
+                f"{type(self).__name__} is the abstract base of the recurrent layers (it has no cell): build a "
+                "seqlight.nn.GRU, LSTM or SimpleRNN, or subclass with kind = 'gru', 'lstm' or 'simple_rnn'"
+            )
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -134,7 +147,13 @@ class KerasRecurrent(nn.Module):
         self.initializer = initializer
         self.reset_after = bool(reset_after) if self.kind == "gru" else True
         self.unit_forget_bias = bool(unit_forget_bias)
-        self.use_fused = use_fused
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+        if use_fused is not None and implementation != "auto":
+            raise ValueError("give implementation= or use_fused= (its older, coarser form), not both")
+        self.implementation = implementation
+        if use_fused is not None:
+            self.use_fused = use_fused
         self.gates = _GATES[self.kind]
         self.num_directions = 2 if self.bidirectional else 1
         self._suffixes = ("", "_reverse")[: self.num_directions]
@@ -148,7 +167,7 @@ class KerasRecurrent(nn.Module):
                 names = [f"weight_ih_l{k}{sfx}", f"weight_hh_l{k}{sfx}"]
                 if self.bias:
                     names.append(f"bias_ih_l{k}{sfx}")
-                    if self.kind == "gru" and self.reset_after:
+                    if self.cell.has_recurrent_bias:
                         names.append(f"bias_hh_l{k}{sfx}")
                 shapes = {
                     "weight_ih": (G * H, in_size),
@@ -269,29 +288,54 @@ class KerasRecurrent(nn.Module):
         layer.load_state_dict(module.state_dict())
         return layer.train(module.training)
 
-    # ------------------------------------------------------------------ dispatch
-    def _fused_semantics(self) -> bool:
-        if self.kind == "simple_rnn":
-            return self.activation in ("tanh", "relu")
-        return self.activation == "tanh" and self.recurrent_activation == "sigmoid" and self.reset_after
+    # ------------------------------------------------------------------ the cell and the implementation
+    @property
+    def cell(self) -> Cell:
+        """This layer's cell (:mod:`seqlight.nn.cells`): its equations, made from the current options."""
+        key = (self.kind, self.activation, self.recurrent_activation, self.reset_after)
+        cached = self.__dict__.get("_cell")
+        if cached is None or cached[0] != key:
+            cached = (key, make_cell(*key))
+            self.__dict__["_cell"] = cached
+        return cached[1]
 
-    def uses_fused_path(self) -> bool:
-        """Whether the next call (in the current train/eval mode) runs PyTorch's fused kernel.
+    @property
+    def use_fused(self) -> bool | None:
+        """The older switch: ``None`` is ``implementation='auto'``, ``True`` ``'fused'``, ``False`` ``'loop'``."""
+        return {"auto": None, "fused": True}.get(self.implementation, False)
+
+    @use_fused.setter
+    def use_fused(self, value: bool | None) -> None:
+        if value not in (None, True, False):
+            raise ValueError(f"use_fused must be None, True or False, got {value!r}")
+        self.implementation = {None: "auto", True: "fused", False: "loop"}[value]
+
+    def _fused_blocker(self, masked: bool = False) -> str | None:
+        """Why the next call cannot run the fused kernel, or None if it can."""
+        if self.cell.fused_kernel() is None:
+            return (
+                f"no fused kernel computes activation={self.activation!r}, recurrent_activation="
+                f"{self.recurrent_activation!r}" + (f", reset_after={self.reset_after}" if self.kind == "gru" else "")
+            )
+        if self.training and self.recurrent_dropout > 0 and self.recurrent_dropout_mode == "per_sample":
+            return "per-sample recurrent dropout (recurrent_dropout_mode='per_sample') in training"
+        if masked:
+            return "a padding mask (lengths=, mask= or a PackedSequence): Keras's masking runs in the custom loop"
+        return None
+
+    def uses_fused_path(self, masked: bool = False) -> bool:
+        """Whether the next call (in the current train/eval mode; ``masked``: with a padding mask) runs
+        PyTorch's fused kernel. Raises ValueError for ``implementation='fused'`` when it cannot.
 
         Under autocast the kernel may run in the parameters' dtype rather than the autocast dtype, where it
         has no kernel for the latter (see :mod:`seqlight.nn._fused`); it is the fused kernel all the same.
         """
-        if self.use_fused is False:
+        if self.implementation not in ("auto", "fused"):
             return False
-        per_sample_rd = self.training and self.recurrent_dropout > 0 and self.recurrent_dropout_mode == "per_sample"
-        ok = self._fused_semantics() and not per_sample_rd
-        if self.use_fused and not ok:
-            raise ValueError(
-                f"use_fused=True but these settings need the custom loop (activation={self.activation!r}, "
-                f"recurrent_activation={self.recurrent_activation!r}, reset_after={self.reset_after}, "
-                f"recurrent_dropout_mode={self.recurrent_dropout_mode!r})"
-            )
-        return ok
+        why = self._fused_blocker(masked)
+        if self.implementation == "fused" and why is not None:
+            raise ValueError(f"implementation='fused' (use_fused=True) but this call needs the custom loop: {why}")
+        return why is None
 
     # ------------------------------------------------------------------ masks
     def _per_gate_input_masks(self) -> bool:
@@ -349,16 +393,17 @@ class KerasRecurrent(nn.Module):
         LD, H = self.num_layers * self.num_directions, self.hidden_size
         if hx is None:
             z = like.new_zeros(LD, batch, H)
-            return z, (z if self.kind == "lstm" else None)
+            return z, (z if self.cell.has_cell_state else None)
         b = batch if batched else None
-        if self.kind == "lstm":
+        if self.cell.has_cell_state:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise ValueError(f"the LSTM's state must be the pair (h_0, c_0), got {type(hx).__name__}")
             return self._check_state("h_0", hx[0], b, x), self._check_state("c_0", hx[1], b, x)
         return self._check_state("hx", hx, b, x), None
 
-    def forward(self, input: Tensor, hx=None):
-        """Run the layer on ``input`` (``(B, T, in)`` with ``batch_first=True``, ``(T, in)`` unbatched).
+    def forward(self, input: Tensor | PackedSequence, hx=None, *, lengths=None, mask=None):
+        """Run the layer on ``input`` (``(B, T, in)`` with ``batch_first=True``, ``(T, in)`` unbatched, or a
+        ``PackedSequence``).
 
         Returns ``(output, h_n)`` (``(output, (h_n, c_n))`` for the LSTM): ``output`` is the last layer's
         hidden state at every step, ``(B, T, D*H)`` (Keras ``return_sequences=True``; ``output[:, -1]`` or
@@ -366,23 +411,52 @@ class KerasRecurrent(nn.Module):
         ``D = 2`` if ``bidirectional`` else 1, in torch's order (layer by layer, forward then backward).
         With ``go_backwards=True`` the sequence is processed from the end, and ``output`` is in processing
         order (reversed), as in Keras. ``hx`` is checked as torch checks it (shape, device, dtype).
+
+        Variable lengths (:mod:`seqlight.nn._masks`), with Keras's masking: a masked step keeps the previous
+        state, and ``output`` repeats it there; ``h_n`` is each sequence's state after its last real step.
+
+        - ``input`` a ``PackedSequence``: ``output`` is packed the same way (torch's layout), ``h_n`` in the
+          original batch order;
+        - ``lengths (B,)``: the first ``lengths[b]`` steps of sequence ``b`` are real (padding at the end);
+        - ``mask (B, T)`` (``(T, B)`` with ``batch_first=False``): True (or nonzero) for a real step; padding
+          anywhere (the book's ``pad_sequences`` pads at the front).
         """
-        batched = input.dim() == 3
-        if not batched:
-            if input.dim() != 2:
+        packed = None
+        if isinstance(input, PackedSequence):
+            if lengths is not None or mask is not None:
+                raise ValueError("a PackedSequence carries its lengths: give no lengths= or mask= with it")
+            if self.go_backwards:
                 raise ValueError(
-                    f"input must be 3-D (batch, time, features) or 2-D (time, features), got shape {tuple(input.shape)}"
+                    "go_backwards=True with a PackedSequence: its reversed output has no packed layout; use "
+                    "bidirectional=True, seqlight.nn.Bidirectional, or a padded batch with lengths="
                 )
-            input = input.unsqueeze(0 if self.batch_first else 1)
-        x = input if self.batch_first else input.transpose(0, 1)
+            x, lens, packed = unpack(input)
+            batched = True
+            steps = step_mask(None, lens.to(x.device), x.shape[0], x.shape[1], x.device)
+        else:
+            batched = input.dim() == 3
+            if not batched:
+                if input.dim() != 2:
+                    raise ValueError(
+                        "input must be 3-D (batch, time, features) or 2-D (time, features), got shape "
+                        f"{tuple(input.shape)}"
+                    )
+                input = input.unsqueeze(0 if self.batch_first else 1)
+                mask = None if mask is None else torch.as_tensor(mask).unsqueeze(0 if self.batch_first else 1)
+                lengths = None if lengths is None else torch.as_tensor(lengths).reshape(1)
+            x = input if self.batch_first else input.transpose(0, 1)
+            if mask is not None and not self.batch_first:
+                mask = torch.as_tensor(mask).transpose(0, 1)
+            steps = step_mask(mask, lengths, x.shape[0], x.shape[1], x.device)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input has {x.shape[-1]} features, the layer expects input_size={self.input_size}")
         if self.go_backwards:
             x = x.flip(1)
+            steps = None if steps is None else steps.flip(1)
         B = x.shape[0]
         w = self.weight_ih_l0  # masks and zero states in the parameters' dtype (module docstring)
         h0, c0 = self._initial_state(hx, B, x, w, batched)
-        fused = self.uses_fused_path()
+        fused = self.uses_fused_path(masked=steps is not None)
         if fused and not _fused.runs_under_autocast(self.kind, self.activation, x.device):
             # No kernel for the autocast dtype here: run this layer's recurrence as if autocast were off,
             # as autocast does for its float32 ops. Without autocast this check is one C call; with it, a
@@ -397,30 +471,42 @@ class KerasRecurrent(nn.Module):
         hs, cs = [], []
         with autocast:
             for k in range(self.num_layers):
-                if k and self.inter_layer_dropout and self.training:  # torch's dropout between layers
-                    x = nn.functional.dropout(x, self.inter_layer_dropout, True)
+                if k and self.inter_layer_dropout and self.training:
+                    x = self.drop_between_layers(x, k)
                 ys = []
                 for d, sfx in enumerate(self._suffixes):
                     # each direction is a layer of its own, with its own Keras masks (as Keras's Bidirectional)
                     in_mask, rec_mask = self.draw_masks(B, x.shape[-1], k, w)
                     i = k * D + d
                     state = (h0[i], c0[i] if c0 is not None else None)
-                    y, h, c = run_layer(k, sfx, x.flip(1) if d else x, state, in_mask, rec_mask)
-                    ys.append(y.flip(1) if d else y)  # the backward direction's output in chronological order
+                    flip = (lambda t: t.flip(1)) if d else (lambda t: t)
+                    st = None if steps is None else flip(steps)
+                    y, h, c = run_layer(k, sfx, flip(x), state, in_mask, rec_mask, st)
+                    ys.append(flip(y))  # the backward direction's output in chronological order
                     hs.append(h)
                     cs.append(c)
                 x = ys[0] if D == 1 else torch.cat(ys, -1)
-        out = x if self.batch_first else x.transpose(0, 1)
         h_n = torch.stack(hs, 0)
-        c_n = torch.stack(cs, 0) if self.kind == "lstm" else None
+        c_n = torch.stack(cs, 0) if self.cell.has_cell_state else None
+        if packed is not None:
+            out = restore_packed(x, packed)
+        else:
+            out = x if self.batch_first else x.transpose(0, 1)
         if not batched:
             out, h_n = out.squeeze(0 if self.batch_first else 1), h_n.squeeze(1)
             c_n = None if c_n is None else c_n.squeeze(1)
-        if self.kind == "lstm":
+        if c_n is not None:
             return out, (h_n, c_n)
         return out, h_n
 
-    def _fused_layer(self, k, sfx, x, state, in_mask, rec_mask):
+    def drop_between_layers(self, x: Tensor, layer: int) -> Tensor:
+        """torch's ``dropout`` (here ``inter_layer_dropout``) on the output of layer ``layer - 1``, elementwise,
+        in training only. Tests override this method to inject masks."""
+        del layer
+        return nn.functional.dropout(x, self.inter_layer_dropout, True)
+
+    def _fused_layer(self, k, sfx, x, state, in_mask, rec_mask, steps):
+        del steps  # never set on this path (uses_fused_path)
         w_ih, w_hh, b_ih, b_hh = self._layer_params(k, sfx)
         if b_ih is None:  # bias=False
             params = [w_ih, w_hh]
@@ -433,43 +519,35 @@ class KerasRecurrent(nn.Module):
             params[1] = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
         h0 = state[0].unsqueeze(0).contiguous()
         c0 = None if state[1] is None else state[1].unsqueeze(0).contiguous()
-        out, h, c = _fused.call(self.kind, self.activation, x, h0, c0, params, self.training)
+        out, h, c = _fused.call(self.cell.fused_kernel(), x, h0, c0, params, self.training)
         return out, h[0], None if c is None else c[0]
 
-    def _custom_layer(self, k, sfx, x, state, in_mask, rec_mask):
+    def _custom_layer(self, k, sfx, x, state, in_mask, rec_mask, steps):
         w_ih, w_hh, b_ih, b_hh = self._layer_params(k, sfx)
+        cell = self.cell
         G, H = self.gates, self.hidden_size
         B, T = x.shape[0], x.shape[1]
-        if b_ih is None:  # bias=False: the equations with zero biases
-            b_ih = w_ih.new_zeros(G * H)
-            if self.kind == "gru" and self.reset_after:
-                b_hh = w_ih.new_zeros(G * H)
-        x = x.transpose(0, 1)  # (T, B, in): the projections come out gate- and time-major for the loop
-        kernel = w_ih.view(G, H, -1).transpose(1, 2)  # (G, in, H)
-        bias = b_ih.view(G, 1, H)
-        if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate
-            xm = x.unsqueeze(0) * in_mask.unsqueeze(1)  # (G, T, B, in)
-            xw = torch.baddbmm(bias, xm.reshape(G, T * B, -1), kernel)
+        if b_hh is None and cell.has_recurrent_bias:  # bias=False: the equations with a zero recurrent bias
+            b_hh = w_ih.new_zeros(G * H)
+        if rec_mask is not None and rec_mask.dim() == 2:  # batch-shared: fold into the weights' columns
+            w_hh = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
+            rec_mask = None
+        w_ih, b_ih, w_hh, b_hh = cell.fold(w_ih, b_ih, w_hh, b_hh)
+        x = x.transpose(0, 1)  # (T, B, in): the projections come out time-major, (T, B, G*H), for the loop
+        if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate: one matmul per gate
+            xm = (x.unsqueeze(0) * in_mask.unsqueeze(1)).reshape(G, T * B, -1)
+            xw = torch.bmm(xm, w_ih.view(G, H, -1).transpose(1, 2)).view(G, T, B, H).permute(1, 2, 0, 3)
+            xw = xw.reshape(T, B, G * H)
+            if b_ih is not None:
+                xw = xw + b_ih
         else:
             if in_mask is not None:
                 x = x * in_mask
-            xw = torch.baddbmm(bias, x.reshape(1, T * B, -1).expand(G, -1, -1), kernel)  # all steps at once
-        xw = xw.view(G, T, B, H)
-        if rec_mask is not None and rec_mask.dim() == 2:  # batch-shared: fold into the weights
-            w_hh = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
-            rec_mask = None
-        return _loop.run(
-            self.kind,
-            xw,
-            w_hh,
-            b_hh,
-            state[0],
-            state[1],
-            rec_mask,
-            self.activation,
-            self.recurrent_activation,
-            self.reset_after,
-        )
+            x2 = x.reshape(T * B, -1)
+            xw = (torch.mm(x2, w_ih.t()) if b_ih is None else torch.addmm(b_ih, x2, w_ih.t())).view(T, B, G * H)
+        loop_steps = None if steps is None else steps.t().unsqueeze(-1).to(xw.dtype)  # (T, B, 1)
+        implementation = self.implementation if self.implementation in _loop.LOOP_IMPLEMENTATIONS else "auto"
+        return _loop.run(cell, xw, w_hh, b_hh, state[0], state[1], rec_mask, loop_steps, implementation)
 
     # ------------------------------------------------------------------ Keras weights
     def load_keras_weights(self, weights) -> None:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqlight.nn.activations import ACTIVATIONS as _TABLE
+
 __all__ = [
     "sigmoid",
     "hard_sigmoid",
@@ -51,7 +53,8 @@ def hard_sigmoid(x):
     return np.clip(0.2 * x + 0.5, 0.0, 1.0)
 
 
-ACTIVATIONS = {
+# The names are seqlight.nn's one table (seqlight.nn.activations); the functions are numpy transcriptions.
+_NUMPY = {
     "tanh": np.tanh,
     "sigmoid": sigmoid,
     "hard_sigmoid": hard_sigmoid,
@@ -60,6 +63,7 @@ ACTIVATIONS = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     "softsign": lambda x: x / (1.0 + np.abs(x)),
 }
+ACTIVATIONS = {name: _NUMPY[name] for name in _TABLE}
 
 
 def book_simple_rnn(inputs, W, U, b):

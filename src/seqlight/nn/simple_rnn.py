@@ -18,7 +18,8 @@ class SimpleRNN(KerasRecurrent):
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, inter_layer_dropout, bidirectional, device,
         dtype, activation, dropout, recurrent_dropout, recurrent_dropout_mode, go_backwards, initializer,
-        use_fused: as :class:`seqlight.nn.GRU` (torch's arguments in ``torch.nn.RNN``'s positional order).
+        use_fused, implementation: as :class:`seqlight.nn.GRU` (torch's arguments in ``torch.nn.RNN``'s
+            positional order).
         nonlinearity: torch's name for ``activation``, in its fourth position as in ``nn.RNN``; ``None``
             (default) leaves ``activation`` in charge. Giving both, differently, raises ValueError.
 
@@ -57,6 +58,7 @@ class SimpleRNN(KerasRecurrent):
         go_backwards: bool = False,
         initializer: str = "keras",
         use_fused: bool | None = None,
+        implementation: str = "auto",
     ) -> None:
         if nonlinearity is not None:  # torch's name for Keras's activation
             if activation not in ("tanh", nonlinearity):
@@ -82,4 +84,5 @@ class SimpleRNN(KerasRecurrent):
             go_backwards=go_backwards,
             initializer=initializer,
             use_fused=use_fused,
+            implementation=implementation,
         )
