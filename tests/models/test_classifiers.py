@@ -151,3 +151,43 @@ def test_embedding_classifier_learns_the_synthetic_reviews_and_reports(tmp_path)
         warnings.simplefilter("ignore")
         t.test(m, datamodule=dm, verbose=False)
     assert "test/acc" in t.callback_metrics and "test accuracy" in format_summary(summary.summary, m)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_mask_zero_scores_a_review_the_same_however_it_is_padded(cell, bidirectional):
+    """Keras's Embedding(mask_zero=True): a review pre-padded (pad_sequences' default), post-padded or unpadded
+    gets the same score; without it (the book) the padding changes the score."""
+    torch.manual_seed(0)
+    kw = dict(num_words=50, embedding_dim=4, cell=cell, units=3, bidirectional=bidirectional)
+    masked = RecurrentClassifier(mask_zero=True, **kw).double()
+    book = RecurrentClassifier(**kw).double()
+    book.load_state_dict(masked.state_dict())
+    reviews = [torch.randint(1, 50, (n,)) for n in (9, 4, 6)]
+    alone = torch.stack([masked(r[None])[0] for r in reviews])
+    pre = torch.stack([torch.cat([torch.zeros(9 - len(r), dtype=torch.long), r]) for r in reviews])
+    post = torch.stack([torch.cat([r, torch.zeros(9 - len(r), dtype=torch.long)]) for r in reviews])
+    torch.testing.assert_close(masked(pre), alone, atol=1e-10, rtol=0)
+    torch.testing.assert_close(masked(post), alone, atol=1e-10, rtol=0)
+    assert not torch.allclose(book(pre), alone, atol=1e-6)  # the book's model reads the padding
+
+
+def test_mask_zero_is_a_hyperparameter_and_old_checkpoints_load(tmp_path):
+    """mask_zero is saved with the hyperparameters; a checkpoint from before it existed loads with the book's
+    default (off)."""
+    m = RecurrentClassifier(num_words=30, embedding_dim=4, units=3, mask_zero=True)
+    assert m.hparams.mask_zero is True
+    path = tmp_path / "m.ckpt"
+    ckpt = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "pytorch-lightning_version": "2.5.0"}
+    torch.save(ckpt, path)
+    assert RecurrentClassifier.load_from_checkpoint(path).mask_zero is True
+    del ckpt["hyper_parameters"]["mask_zero"]  # as written before mask_zero existed
+    torch.save(ckpt, path)
+    loaded = RecurrentClassifier.load_from_checkpoint(path)
+    book = RecurrentClassifier(num_words=30, embedding_dim=4, units=3)
+    book.load_state_dict(m.state_dict())
+    x = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 0, 0]])
+    assert loaded.mask_zero is False
+    torch.testing.assert_close(loaded(x), book(x), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="mask_zero"):
+        RecurrentClassifier(mask_zero="yes")

@@ -273,6 +273,12 @@ class RecurrentClassifier(Classifier):
         semantics: ``'keras2'`` (the book's Keras 2.0.8: ``hard_sigmoid`` gates, seqlight's custom loop) or
             ``'keras3'`` (sigmoid gates: PyTorch's fused kernel, faster). SimpleRNN is the same in both.
         dropout, recurrent_dropout: Keras's per-sequence masks (the book uses none for IMDB).
+        mask_zero: Keras's ``Embedding(mask_zero=True)``: index 0 is padding, and the recurrent layer skips
+            those steps (a masked step keeps the state; see :mod:`seqlight.nn._masks`), so a review scores the
+            same however much padding surrounds it. Off by default, as in the book, whose padded steps run
+            through the RNN. Only here: Keras 2 refuses a mask in ``Flatten`` and ``Conv1D`` ("does not
+            support masking"), and Keras 3's do not use it, so the Embedding+Flatten and Conv1D models have no
+            such option.
 
     Example:
         >>> import torch
@@ -294,9 +300,14 @@ class RecurrentClassifier(Classifier):
         recurrent_dropout: float = 0.0,
         lr: float = 1e-3,
         output: Literal["sigmoid", "linear"] = "sigmoid",
+        mask_zero: bool = False,
     ) -> None:
         super().__init__(num_words, maxlen, embedding_dim, lr, output)
         from seqlight.models.recurrent_forecasters import recurrent_layer
+
+        if mask_zero not in (True, False):
+            raise ValueError(f"mask_zero must be true or false, got {mask_zero!r}")
+        self.mask_zero = bool(mask_zero)
 
         self.save_hyperparameters()
         rnn = recurrent_layer(
@@ -304,6 +315,13 @@ class RecurrentClassifier(Classifier):
         )
         self.rnn = Bidirectional(rnn) if bidirectional else rnn
         self.dense = keras_init_(nn.Linear(2 * units if bidirectional else units, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.mask_zero:
+            return super().forward(x)
+        x = x.long()  # Keras's Embedding(mask_zero=True): the mask is x != 0, handed to the recurrent layer
+        _, state = self.rnn(self.embedding(x), mask=x != 0)
+        return self.dense(last_state(self.rnn, state)).squeeze(-1)
 
     def score(self, embedded: Tensor) -> Tensor:
         _, state = self.rnn(embedded)

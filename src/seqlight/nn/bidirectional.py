@@ -6,7 +6,9 @@ import copy
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
+from seqlight.nn._masks import restore_packed, unpack
 from seqlight.nn.recurrent import KerasRecurrent
 
 __all__ = ["Bidirectional"]
@@ -89,10 +91,20 @@ class Bidirectional(nn.Module):
             return (hx[0][:L], hx[1][:L]), (hx[0][L:], hx[1][L:])
         return hx[:L], hx[L:]
 
-    def forward(self, input: Tensor, hx=None):
+    def forward(self, input: Tensor | PackedSequence, hx=None, *, lengths=None, mask=None):
+        """``lengths``, ``mask`` and a ``PackedSequence`` input as :meth:`KerasRecurrent.forward`; each direction
+        skips the masked steps (the backward one meets the end padding first and keeps its initial state
+        there), and a packed input gives a packed output."""
         hf, hb = self._split_state(hx)
-        y_f, s_f = self.forward_layer(input, hf)
-        y_b, s_b = self.backward_layer(input, hb)
+        packed = None
+        if isinstance(input, PackedSequence):
+            if lengths is not None or mask is not None:
+                raise ValueError("a PackedSequence carries its lengths: give no lengths= or mask= with it")
+            input, lengths, packed = unpack(input)
+            if not self.forward_layer.batch_first:
+                input = input.transpose(0, 1)
+        y_f, s_f = self.forward_layer(input, hf, lengths=lengths, mask=mask)
+        y_b, s_b = self.backward_layer(input, hb, lengths=lengths, mask=mask)
         time_dim = 1 if self.forward_layer.batch_first else 0
         y_b = y_b.flip(time_dim)
         if self.merge_mode == "concat":
@@ -105,6 +117,9 @@ class Bidirectional(nn.Module):
             y = (y_f + y_b) / 2
         else:
             y = (y_f, y_b)
+        if packed is not None:
+            repack = lambda t: restore_packed(t if time_dim == 1 else t.transpose(0, 1), packed)  # noqa: E731
+            y = tuple(map(repack, y)) if isinstance(y, tuple) else repack(y)
         if isinstance(s_f, tuple):
             return y, (torch.cat([s_f[0], s_b[0]], 0), torch.cat([s_f[1], s_b[1]], 0))
         return y, torch.cat([s_f, s_b], 0)

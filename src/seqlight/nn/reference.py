@@ -13,6 +13,12 @@ the layer and to the oracle:
   order);
 - ``recurrent_mask``: ``(G, B, units)`` in Keras gate order.
 
+``mask``: ``(B, T)`` booleans, True for a real step (Keras's ``mask`` argument, what ``Embedding(mask_zero=True)``
+produces). A masked step keeps the previous state (``h``, and the LSTM's ``c``) and outputs it again: Keras's
+masking as its TensorFlow backend's ``rnn`` loop writes it (``output = where(mask_t, output, states[0])``; Keras 3
+differs in one place: before the first real step it outputs zeros rather than the initial state, which is the same
+thing for the default zero state). With ``go_backwards`` the mask is reversed with the sequence.
+
 Sources of the equations: Keras 2.0.8 ``keras/layers/recurrent.py`` (``SimpleRNN.step``, ``GRU.step``,
 ``LSTM.step``), Keras 3 ``keras/src/layers/rnn/{simple_rnn,gru,lstm}.py`` (``call`` of the cells).
 
@@ -117,6 +123,13 @@ def _time_order(x, go_backwards):
     return x[:, ::-1] if go_backwards else x
 
 
+def _step_mask(mask, x, go_backwards):
+    """``(B, T, 1)`` booleans in processing order (all True without a mask)."""
+    if mask is None:
+        return np.ones(x.shape[:2] + (1,), dtype=bool)
+    return _time_order(np.asarray(mask, dtype=bool), go_backwards)[..., None]
+
+
 def simple_rnn(
     x,
     kernel,
@@ -127,6 +140,7 @@ def simple_rnn(
     dropout_mask=None,
     recurrent_mask=None,
     go_backwards=False,
+    mask=None,
 ):
     """Keras ``SimpleRNN`` (2.0.8 and 3 alike): ``h = activation((x * m) W + b + (h * m_r) U)``.
 
@@ -134,6 +148,7 @@ def simple_rnn(
     """
     bias = _bias(bias, recurrent_kernel.shape[1])
     act = ACTIVATIONS[activation]
+    keep = _step_mask(mask, x, go_backwards)
     x = _time_order(x, go_backwards)
     B, H = x.shape[0], recurrent_kernel.shape[0]
     h = np.zeros((B, H)) if h0 is None else h0
@@ -141,7 +156,7 @@ def simple_rnn(
     for t in range(x.shape[1]):
         (xi,) = _gate_inputs(x[:, t], dropout_mask, 1)
         (hi,) = _gate_states(h, recurrent_mask, 1)
-        h = act(xi @ kernel + bias + hi @ recurrent_kernel)
+        h = np.where(keep[:, t], act(xi @ kernel + bias + hi @ recurrent_kernel), h)
         outputs.append(h)
     return np.stack(outputs, 1), h
 
@@ -158,6 +173,7 @@ def lstm(
     dropout_mask=None,
     recurrent_mask=None,
     go_backwards=False,
+    mask=None,
 ):
     """Keras ``LSTM`` (2.0.8 with ``recurrent_activation='hard_sigmoid'``, 3 with ``'sigmoid'``), gates i, f, c, o.
 
@@ -165,6 +181,7 @@ def lstm(
     """
     bias = _bias(bias, recurrent_kernel.shape[1])
     act, ract = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
+    keep = _step_mask(mask, x, go_backwards)
     x = _time_order(x, go_backwards)
     B, H = x.shape[0], recurrent_kernel.shape[0]
     h = np.zeros((B, H)) if h0 is None else h0
@@ -178,9 +195,9 @@ def lstm(
         h_i, h_f, h_c, h_o = _gate_states(h, recurrent_mask, 4)
         i = ract(x_i @ W_i + b_i + h_i @ U_i)
         f = ract(x_f @ W_f + b_f + h_f @ U_f)
-        c = f * c + i * act(x_c @ W_c + b_c + h_c @ U_c)
+        c_new = f * c + i * act(x_c @ W_c + b_c + h_c @ U_c)
         o = ract(x_o @ W_o + b_o + h_o @ U_o)
-        h = o * act(c)
+        h, c = np.where(keep[:, t], o * act(c_new), h), np.where(keep[:, t], c_new, c)
         outputs.append(h)
     return np.stack(outputs, 1), h, c
 
@@ -196,6 +213,7 @@ def gru_keras2(
     dropout_mask=None,
     recurrent_mask=None,
     go_backwards=False,
+    mask=None,
 ):
     """The GRU the book ran (Keras 2.0.8 ``GRU.step``; Keras 2.2 ``reset_after=False``): gates z, r, h,
     one bias ``(3*units,)``, the reset gate applied to the state *before* the recurrent matmul::
@@ -207,6 +225,7 @@ def gru_keras2(
     """
     bias = _bias(bias, recurrent_kernel.shape[1])
     act, ract = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
+    keep = _step_mask(mask, x, go_backwards)
     x = _time_order(x, go_backwards)
     B, H = x.shape[0], recurrent_kernel.shape[0]
     h = np.zeros((B, H)) if h0 is None else h0
@@ -220,7 +239,7 @@ def gru_keras2(
         z = ract(x_z @ W_z + b_z + h_z @ U_z)
         r = ract(x_r @ W_r + b_r + h_r @ U_r)
         hh = act(x_h @ W_h + b_h + (r * h_h) @ U_h)
-        h = z * h + (1 - z) * hh
+        h = np.where(keep[:, t], z * h + (1 - z) * hh, h)
         outputs.append(h)
     return np.stack(outputs, 1), h
 
@@ -236,6 +255,7 @@ def gru_keras3(
     dropout_mask=None,
     recurrent_mask=None,
     go_backwards=False,
+    mask=None,
 ):
     """The tf.keras / Keras 3 GRU (``reset_after=True``, = ``torch.nn.GRU``): gates z, r, h, bias
     ``(2, 3*units)`` (row 0 input bias, row 1 recurrent bias), the reset gate applied *after* the
@@ -248,6 +268,7 @@ def gru_keras3(
     """
     bias = _bias(bias, (2, recurrent_kernel.shape[1]))
     act, ract = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
+    keep = _step_mask(mask, x, go_backwards)
     x = _time_order(x, go_backwards)
     B, H = x.shape[0], recurrent_kernel.shape[0]
     h = np.zeros((B, H)) if h0 is None else h0
@@ -262,6 +283,6 @@ def gru_keras3(
         z = ract(x_z @ W_z + b_z + h_z @ U_z + c_z)
         r = ract(x_r @ W_r + b_r + h_r @ U_r + c_r)
         hh = act(x_h @ W_h + b_h + r * (h_h @ U_h + c_h))
-        h = z * h + (1 - z) * hh
+        h = np.where(keep[:, t], z * h + (1 - z) * hh, h)
         outputs.append(h)
     return np.stack(outputs, 1), h
