@@ -310,10 +310,11 @@ def _tarball(tmp_path: Path) -> bytes:
 
 def test_imdb_download_is_checked_and_unpacked(server, tmp_path, monkeypatch):
     import seqlight.data.imdb as imdb
+    import seqlight.data.imdb_download as imdb_download
 
     body = _tarball(tmp_path)
-    monkeypatch.setattr(imdb, "ACL_IMDB_URL", server.url("/acl.tar.gz", "cut", body))
-    monkeypatch.setattr(imdb, "ACL_IMDB_SHA256", hashlib.sha256(body).hexdigest())
+    monkeypatch.setattr(imdb_download, "ACL_IMDB_URL", server.url("/acl.tar.gz", "cut", body))
+    monkeypatch.setattr(imdb_download, "ACL_IMDB_SHA256", hashlib.sha256(body).hexdigest())
     data = tmp_path / "data"
     with pytest.raises(imdb.ImdbDataError, match=r"received \d+ of \d+ bytes"):
         imdb.ImdbDataModule(data_dir=str(data), source="real", training_samples=2, validation_samples=2).prepare_data()
@@ -382,9 +383,10 @@ def test_a_read_only_data_folder_with_the_files_in_it_works(tmp_path):
             f"""
             import os, warnings
             import seqlight.data.imdb as imdb
+            import seqlight.data.imdb_download as imdb_download
             from seqlight.data import JenaDataModule
             assert not os.access({str(data)!r}, os.W_OK)
-            imdb.KERAS_IMDB_URL = "http://127.0.0.1:{closed}/imdb.npz"
+            imdb_download.KERAS_IMDB_URL = "http://127.0.0.1:{closed}/imdb.npz"
             dm = JenaDataModule(data_dir={str(data)!r}, source="real")
             dm.prepare_data()
             print(dm.source_description)

@@ -62,7 +62,7 @@ def test_synthetic_reviews_need_word_order_for_some():
 
 
 def test_properties_are_valid_right_after_construction(tmp_path):
-    dm = ImdbDataModule(data_dir=str(tmp_path / "nothing"), maxlen=100, max_words=10000, embedding_dim=50)
+    dm = ImdbDataModule(data_dir=str(tmp_path / "nothing"), maxlen=100, num_words=10000, embedding_dim=50)
     assert (dm.num_words, dm.maxlen, dm.embedding_dim) == (10000, 100, 50)
     k = KerasImdbDataModule(data_dir=str(tmp_path / "nothing"), num_words=5000, maxlen=20)
     assert (k.num_words, k.maxlen) == (5000, 20)
@@ -70,7 +70,7 @@ def test_properties_are_valid_right_after_construction(tmp_path):
 
 
 def test_raw_module_is_the_books_listing(data_dir):
-    dm = _dm(data_dir, maxlen=30, max_words=50, training_samples=40, validation_samples=100, seed=7)
+    dm = _dm(data_dir, maxlen=30, num_words=50, training_samples=40, validation_samples=100, seed=7)
     dm.setup("fit")
     root = data_dir / "imdb_synthetic" / "aclImdb"
     texts, labels = read_acl_imdb(root, "train")
@@ -157,6 +157,7 @@ def test_keras_module_validation_split_and_reverse(data_dir):
     dm.setup()
     rev.setup()
     (x_train, y_train), (x_test, _) = dm._arrays
+    x_train = x_train.to_lists()
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (160, 40, 200)  # the last 20% validate
     np.testing.assert_array_equal(dm.val_set.tensors[0].numpy(), pad_sequences(x_train[160:], maxlen=25))
     np.testing.assert_array_equal(dm.val_set.tensors[1].numpy(), y_train[160:])
@@ -213,7 +214,14 @@ def test_partial_folders_non_utf8_and_empty_reviews(tmp_path):
 
 
 def test_arguments_are_checked(tmp_path):
-    for kw in ({"max_words": 0}, {"maxlen": 0}, {"training_samples": 0}, {"source": "web"}, {"batch_size": 0}):
+    for kw in (
+        {"num_words": 0},
+        {"max_words": 0},
+        {"maxlen": 0},
+        {"training_samples": 0},
+        {"source": "web"},
+        {"batch_size": 0},
+    ):
         with pytest.raises(ValueError):
             ImdbDataModule(data_dir=str(tmp_path), **kw)
     for kw in ({"num_words": 0}, {"validation_split": 1.0}, {"format": "csv"}):
@@ -237,6 +245,7 @@ def test_downloads_are_pinned_verified_and_unpacked(tmp_path, monkeypatch):
     import zipfile
 
     import seqlight.data.imdb as imdb
+    import seqlight.data.imdb_download as imdb_download
 
     calls = []
     src = tmp_path / "src"
@@ -254,7 +263,7 @@ def test_downloads_are_pinned_verified_and_unpacked(tmp_path, monkeypatch):
             raise imdb.DownloadError("offline")
         return tarball if url == imdb.ACL_IMDB_URL else glove_zip
 
-    monkeypatch.setattr(imdb, "fetch", fake_fetch)
+    monkeypatch.setattr(imdb_download, "fetch", fake_fetch)
     data = tmp_path / "data"
     dm = ImdbDataModule(data_dir=str(data), source="real", glove="auto", embedding_dim=16, training_samples=2,
                         validation_samples=2)  # fmt: skip
