@@ -1,0 +1,264 @@
+"""The tokenized-corpus cache of the IMDB DataModules, the source hyperparameter, and num_words/max_words.
+
+A cache hit is recognised by counting the calls that tokenize (``Tokenizer.fit_on_texts``) and read review
+texts (``read_acl_imdb``), never by timing.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import seqlight.data.imdb_keras as imdb_keras
+from seqlight.data.imdb import ImdbDataError, ImdbDataModule, KerasImdbDataModule, keras_imdb_load_data, read_acl_imdb
+from seqlight.data.imdb_cache import MAX_ENTRIES, cache_dir
+from seqlight.data.imdb_synthetic import make_synthetic_acl_imdb
+from seqlight.text import Tokenizer, pad_sequences
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    d = tmp_path / "data"
+    make_synthetic_acl_imdb(d / "imdb_synthetic", n_per_class=60)
+    return d
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts of the tokenizing and reading calls made since the test began."""
+    counts = {"fit": 0, "read": 0}
+    fit, read = Tokenizer.fit_on_texts, imdb_keras.read_acl_imdb
+
+    def counting_fit(self, texts):
+        counts["fit"] += 1
+        return fit(self, texts)
+
+    def counting_read(*a, **kw):
+        counts["read"] += 1
+        return read(*a, **kw)
+
+    monkeypatch.setattr(Tokenizer, "fit_on_texts", counting_fit)
+    monkeypatch.setattr(imdb_keras, "read_acl_imdb", counting_read)
+    return counts
+
+
+def _keras(data_dir, **kw):
+    kw = {"source": "synthetic", "synthetic_size": 60, "maxlen": 40, "num_words": 200, **kw}
+    return KerasImdbDataModule(data_dir=str(data_dir), **kw)
+
+
+def _raw(data_dir, **kw):
+    kw = {"source": "synthetic", "synthetic_size": 60, "maxlen": 30, "num_words": 120, "training_samples": 50,
+          "validation_samples": 40, **kw}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # validation_samples clipped on the small set
+        dm = ImdbDataModule(data_dir=str(data_dir), **kw)
+        dm.setup()
+    return dm
+
+
+def _data(dm):
+    """Everything a DataModule hands on: the three sets and the preprocessing kept in checkpoints."""
+    dm.setup()
+    sets = [t.numpy() for ds in (dm.train_set, dm.val_set, dm.test_set) for t in ds.tensors]
+    return sets, dm.preprocessing.to_dict()
+
+
+def _assert_same(a, b):
+    (sets_a, pre_a), (sets_b, pre_b) = a, b
+    assert len(sets_a) == len(sets_b)
+    for x, y in zip(sets_a, sets_b):
+        np.testing.assert_array_equal(x, y)
+    assert pre_a == pre_b
+
+
+def _entries() -> list[Path]:
+    return sorted(cache_dir().glob("*.npz"))
+
+
+def test_second_start_reads_the_cache_and_does_not_tokenize(data_dir, calls):
+    first = _keras(data_dir)
+    first_data = _data(first)
+    assert first.cache_hit is False and calls == {"fit": 1, "read": 2} and len(_entries()) == 1
+    second = _keras(data_dir)
+    second_data = _data(second)
+    assert second.cache_hit is True and calls == {"fit": 1, "read": 2}  # no review was read again
+    _assert_same(first_data, second_data)
+    # the raw-text module shares the entry (same files, same tokenizer settings) and restores the Tokenizer
+    raw = _raw(data_dir)
+    assert raw.cache_hit is True and calls["fit"] == 1 and len(_entries()) == 1
+    texts, _ = read_acl_imdb(data_dir / "imdb_synthetic" / "aclImdb", "train")
+    ref = Tokenizer(num_words=120)
+    ref.fit_on_texts(texts)
+    assert raw.tokenizer.word_index == ref.word_index and raw.tokenizer.num_words == 120
+    assert raw.tokenizer.texts_to_sequences(texts[:5]) == ref.texts_to_sequences(texts[:5])
+
+
+@pytest.mark.parametrize("make", [_keras, _raw], ids=["KerasImdbDataModule", "ImdbDataModule"])
+def test_data_are_equal_with_and_without_the_cache(data_dir, make, tmp_path):
+    uncached = make(data_dir, cache=False)
+    data = _data(uncached)
+    assert uncached.cache_hit is False and not cache_dir().exists()  # cache=False writes nothing
+    miss = make(data_dir)
+    _assert_same(data, _data(miss))
+    hit = make(data_dir)
+    _assert_same(data, _data(hit))
+    assert (miss.cache_hit, hit.cache_hit) == (False, True)
+
+
+def test_settings_applied_after_the_cache_hit_it_and_match_the_uncached_path(data_dir, calls):
+    _data(_keras(data_dir))
+    settings = [{"maxlen": 7}, {"num_words": 50, "skip_top": 3}, {"reverse": True, "padding": "post"},
+                {"seed": 5, "shuffle": "keras2.2"}, {"oov_char": None, "load_maxlen": 60},
+                {"truncating": "post"}]  # fmt: skip
+    for kw in settings:
+        hit = _keras(data_dir, **kw)
+        got = _data(hit)
+        assert hit.cache_hit is True, kw
+        _assert_same(got, _data(_keras(data_dir, cache=False, **kw)))
+    assert calls["fit"] == 1 + 6  # one build, then only the six uncached references tokenized
+
+
+def test_a_changed_tokenizing_setting_or_changed_data_misses(data_dir, calls):
+    _data(_keras(data_dir))
+    other = _keras(data_dir, encoding_errors="replace")
+    other.setup()
+    assert other.cache_hit is False and calls["fit"] == 2 and len(_entries()) == 2
+    # one review edited: the next start tokenizes again and sees the new words
+    review = sorted((data_dir / "imdb_synthetic" / "aclImdb" / "train" / "pos").glob("*.txt"))[0]
+    review.write_text("zyzzyva " * 50)
+    edited = _keras(data_dir, num_words=None)
+    edited.setup()
+    assert edited.cache_hit is False and calls["fit"] == 3 and "zyzzyva" in edited.raw_word_index
+    # touched only (same bytes, new mtime): also rebuilt, the signature cannot know the bytes are equal
+    st = review.stat()
+    os.utime(review, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _keras(data_dir).cache_hit is None  # nothing read before setup
+    touched = _keras(data_dir)
+    touched.setup()
+    assert touched.cache_hit is False and calls["fit"] == 4
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty", "foreign key"])
+def test_a_damaged_entry_is_rebuilt_not_trusted(data_dir, calls, damage, caplog):
+    good = _data(_keras(data_dir))
+    (entry,) = _entries()
+    raw = bytearray(entry.read_bytes())
+    if damage == "truncate":
+        raw = raw[: len(raw) * 2 // 3]
+    elif damage == "flip":
+        raw[len(raw) // 3] ^= 0x5A  # inside the token arrays: caught by the zip CRC-32
+    elif damage == "garbage":
+        raw = bytearray(b"not a cache entry" * 100)
+    elif damage == "empty":
+        raw = bytearray()
+    else:  # a sound entry of other data under this entry's name (the key inside must match)
+        other = tmp = data_dir.parent / "other"
+        make_synthetic_acl_imdb(tmp / "imdb_synthetic", n_per_class=30)
+        _keras(other, synthetic_size=30).setup()
+        raw = bytearray(next(p for p in _entries() if p != entry).read_bytes())
+    entry.write_bytes(bytes(raw))
+    fits = calls["fit"]
+    with caplog.at_level("WARNING", logger="seqlight.data.imdb_cache"):
+        again = _keras(data_dir)
+        data = _data(again)
+    assert again.cache_hit is False and calls["fit"] == fits + 1
+    assert "damaged" in caplog.text and str(entry) in caplog.text
+    _assert_same(good, data)
+    after = _keras(data_dir)  # the rebuilt entry is sound
+    _data(after)
+    assert after.cache_hit is True and calls["fit"] == fits + 1
+
+
+def test_the_cache_keeps_the_most_recently_used_entries(data_dir, calls):
+    for i in range(MAX_ENTRIES + 2):
+        _data(_keras(data_dir, synthetic_size=20 + i))
+    assert len(_entries()) == MAX_ENTRIES
+
+
+def test_an_unwritable_cache_warns_and_still_gives_the_data(data_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "a file, not a folder"
+    blocker.write_text("")
+    monkeypatch.setenv("SEQLIGHT_CACHE", str(blocker / "cache"))
+    with pytest.warns(UserWarning, match="corpus cache could not be written"):
+        dm = _keras(data_dir)
+        got = _data(dm)
+    assert dm.cache_hit is False
+    _assert_same(got, _data(_keras(data_dir, cache=False)))
+
+
+def test_the_source_hyperparameter_keeps_the_users_value(tmp_path):
+    dm = KerasImdbDataModule(data_dir=str(tmp_path / "none"), source="auto", format="npz", download=False,
+                             synthetic_size=20, maxlen=10)  # fmt: skip
+    with pytest.warns(UserWarning, match="imdb.npz is not in"):
+        dm.setup()
+    assert dm.source == "auto" and dm.hparams.source == "auto"  # as passed, for the next run and the checkpoint
+    assert dm.data_source == "synthetic" and dm.is_synthetic and "SYNTHETIC" in dm.source_description
+    real = KerasImdbDataModule(data_dir=str(tmp_path / "none"), source="real", format="npz", download=False)
+    with pytest.raises(ImdbDataError, match="imdb.npz is not in"):
+        real.setup()
+    assert real.source == "real"
+
+
+def test_max_words_is_the_old_name_of_num_words(data_dir, tmp_path):
+    kw = {"source": "synthetic", "synthetic_size": 60, "maxlen": 30, "training_samples": 50, "validation_samples": 40}
+    with pytest.warns(FutureWarning, match=r"max_words=\.\.\.\) is deprecated: it is now num_words"):
+        old = ImdbDataModule(data_dir=str(data_dir), num_words=10000, max_words=120, **kw)
+    assert old.num_words == 120 and old.hparams["num_words"] == 120 and "max_words" not in old.hparams
+    _assert_same(_data(old), _data(_raw(data_dir)))
+    with pytest.warns(FutureWarning, match="use num_words"):
+        assert old.max_words == 120
+    with pytest.raises(ImdbDataError, match="num_words=50 and max_words=120 are the same setting"):
+        ImdbDataModule(data_dir=str(data_dir), num_words=50, max_words=120)
+    # a checkpoint written before the rename: its DataModule hyperparameters say max_words
+    ckpt = tmp_path / "old.ckpt"
+    hparams = {"data_dir": str(data_dir), "source": "synthetic", "maxlen": 30, "max_words": 77, "training_samples": 50}
+    torch.save({"datamodule_hyper_parameters": hparams, "pytorch-lightning_version": "2.5.0"}, ckpt)
+    with pytest.warns(FutureWarning, match="max_words"):
+        loaded = ImdbDataModule.load_from_checkpoint(ckpt)
+    assert loaded.num_words == 77 and loaded.hparams["num_words"] == 77
+
+
+def test_the_packaged_configs_use_num_words():
+    from importlib.resources import files
+
+    for cfg in files("seqlight.configs").iterdir():
+        if cfg.name.startswith("imdb_"):
+            text = cfg.read_text()
+            assert "max_words:" not in text and "num_words: 10000" in text, cfg.name
+
+
+def test_keras_preprocessing_oracle_on_the_cached_path(data_dir):
+    """Both DataModules, from a cache hit, equal keras-preprocessing's Tokenizer + pad_sequences + the
+    Keras 2.0.8 load_data written with lists (test_imdb.py checks that one against Keras's code)."""
+    kp_text = pytest.importorskip("keras_preprocessing.text")
+    root = data_dir / "imdb_synthetic" / "aclImdb"
+    train, y_train = read_acl_imdb(root, "train")
+    test, y_test = read_acl_imdb(root, "test")
+    _data(_keras(data_dir))  # builds the entry
+    k = kp_text.Tokenizer(num_words=120)
+    k.fit_on_texts(train)
+    raw = _raw(data_dir)
+    assert raw.cache_hit is True
+    idx = np.arange(len(train))
+    np.random.RandomState(1337).shuffle(idx)
+    x = pad_sequences(k.texts_to_sequences(train), maxlen=30)
+    np.testing.assert_array_equal(raw.train_set.tensors[0].numpy(), x[idx[:50]])
+    np.testing.assert_array_equal(raw.val_set.tensors[0].numpy(), x[idx[50:90]])
+    np.testing.assert_array_equal(raw.test_set.tensors[0].numpy(), pad_sequences(k.texts_to_sequences(test), maxlen=30))
+    k_all = kp_text.Tokenizer()
+    k_all.fit_on_texts(train)
+    seqs = k_all.texts_to_sequences(train), k_all.texts_to_sequences(test)
+    (xa, ya), (xb, yb) = keras_imdb_load_data(seqs[0], y_train, seqs[1], y_test, num_words=200)
+    keras = _keras(data_dir)
+    keras.setup()
+    assert keras.cache_hit is True
+    np.testing.assert_array_equal(keras.train_set.tensors[0].numpy(), pad_sequences(xa[:96], maxlen=40))
+    np.testing.assert_array_equal(keras.val_set.tensors[1].numpy(), ya[96:])
+    np.testing.assert_array_equal(keras.test_set.tensors[0].numpy(), pad_sequences(xb, maxlen=40))
+    assert keras.raw_word_index == k_all.word_index
