@@ -46,7 +46,7 @@ def test_gradcheck_custom_loop(cls, kw, masked, padded):
     steps = torch.tensor([[0, 1], [1, 1], [1, 0], [0, 1]], dtype=torch.float64).unsqueeze(-1) if padded else None
 
     def f(xw, w_hh, b_hh, h0, c0):
-        out, h, c = _loop._Recurrence.apply(cell, xw, w_hh, b_hh, h0, c0, mask, steps)
+        out, h, c, _ = _loop._Recurrence.apply(cell, xw.clone(), w_hh, b_hh, h0, c0, mask, steps)
         return (out, h) if c is None else (out, h, c)
 
     assert torch.autograd.gradcheck(f, (xw, w_hh, b_hh, h0, c0), eps=1e-6, atol=1e-6)

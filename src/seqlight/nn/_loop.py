@@ -40,7 +40,8 @@ LOOP_IMPLEMENTATIONS = ("auto", "function", "autograd")
 
 
 class _Recurrence(torch.autograd.Function):
-    """The loop with each cell's hand-written backward step."""
+    """The loop with each cell's hand-written backward step. ``xw`` is overwritten with the gates' activations
+    (it is marked dirty and returned as a fourth output, which callers drop): it must not be a view."""
 
     @staticmethod
     def forward(ctx, cell: Cell, xw, w_hh, b_hh, h0, c0, rmask, steps):
@@ -48,56 +49,65 @@ class _Recurrence(torch.autograd.Function):
         H = w_hh.shape[1]
         P = cell.prepare(w_hh, b_hh, rmask)
         buf = cell.buffers(T, B, H, xw)
+        buf_t = [b.unbind(0) for b in buf]
         hs = xw.new_empty(T + 1, B, H)  # hs[t]: the state before step t
         hs[0] = h0
-        cs = None
+        hs_t, x_t = hs.unbind(0), xw.unbind(0)
+        cs, cs_t = None, [None] * (T + 1)
         if cell.has_cell_state:
             cs = xw.new_empty(T + 1, B, H)
             cs[0] = c0
-        keep = None if steps is None else steps > 0
+            cs_t = cs.unbind(0)
+        keep = None if steps is None else (steps > 0).unbind(0)
         step = cell.step
         for t in range(T):
-            c = None if cs is None else cs[t]
             if keep is None:
-                step(P, xw[t], hs[t], c, buf, t, hs[t + 1], None if cs is None else cs[t + 1])
+                step(P, x_t[t], hs_t[t], cs_t[t], buf_t, t, hs_t[t + 1], cs_t[t + 1])
             else:
-                h_new, c_new = step(P, xw[t], hs[t], c, buf, t, None, None)
-                torch.where(keep[t], h_new, hs[t], out=hs[t + 1])
+                h_new, c_new = step(P, x_t[t], hs_t[t], cs_t[t], buf_t, t, None, None)
+                torch.where(keep[t], h_new, hs_t[t], out=hs_t[t + 1])
                 if cs is not None:
-                    torch.where(keep[t], c_new, cs[t], out=cs[t + 1])
+                    torch.where(keep[t], c_new, cs_t[t], out=cs_t[t + 1])
         ctx.cell = cell
-        ctx.save_for_backward(w_hh, b_hh, rmask, steps, hs, cs, *buf)
-        return hs[1:], hs[T], (None if cs is None else cs[T])
+        ctx.mark_dirty(xw)
+        ctx.save_for_backward(w_hh, b_hh, rmask, steps, hs, cs, xw, *buf)
+        return hs[1:], hs[T], (None if cs is None else cs[T]), xw
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, d_out, d_h, d_c):
+    def backward(ctx, d_out, d_h, d_c, d_gates):
+        del d_gates  # the gates output is dropped by the callers
         cell: Cell = ctx.cell
-        w_hh, b_hh, rmask, steps, hs, cs, *buf = ctx.saved_tensors
+        w_hh, b_hh, rmask, steps, hs, cs, gates, *buf = ctx.saved_tensors
         T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         P = cell.prepare(w_hh, b_hh, rmask)
         d_pre = hs.new_empty(T, B, w_hh.shape[0])  # == the gradient of xw
         d_w = torch.zeros_like(w_hh)
         gbuf = cell.grad_buffers(T, B, H, hs)
+        hs_t, gates_t, d_pre_t = hs.unbind(0), gates.unbind(0), d_pre.unbind(0)
+        cs_t = None if cs is None else cs.unbind(0)
+        buf_t = [b.unbind(0) for b in buf]
+        d_out_t = None if d_out is None else d_out.unbind(0)
+        steps_t = None if steps is None else steps.unbind(0)
         dh = torch.zeros_like(hs[0]) if d_h is None else d_h.clone()
         dc = None
         if cs is not None:
             dc = torch.zeros_like(hs[0]) if d_c is None else d_c.clone()
         step_backward = cell.step_backward
         for t in range(T - 1, -1, -1):
-            if d_out is not None:
-                dh = dh + d_out[t]
-            if steps is None:
-                dh, dc = step_backward(P, t, dh, dc, hs, cs, buf, gbuf, d_pre, d_w)
+            if d_out_t is not None:
+                dh = dh + d_out_t[t]
+            if steps_t is None:
+                dh, dc = step_backward(P, t, dh, dc, hs_t, cs_t, gates_t, buf_t, gbuf, d_pre_t, d_w)
             else:  # a masked step passes the state's gradient through, and its cell step gets none
-                m = steps[t]
+                m = steps_t[t]
                 dh_step = dh * m
                 dh_keep = dh - dh_step
                 dc_step = dc_keep = None
                 if dc is not None:
                     dc_step = dc * m
                     dc_keep = dc - dc_step
-                dh, dc = step_backward(P, t, dh_step, dc_step, hs, cs, buf, gbuf, d_pre, d_w)
+                dh, dc = step_backward(P, t, dh_step, dc_step, hs_t, cs_t, gates_t, buf_t, gbuf, d_pre_t, d_w)
                 dh = dh + dh_keep
                 if dc is not None:
                     dc = dc + dc_keep
@@ -136,7 +146,9 @@ def run(cell: Cell, xw, w_hh, b_hh, h0, c0, rmask=None, steps=None, implementati
         # the same autocast check as the fused path's (works on "meta" tensors too)
         hand = not tracing and cell.has_hand_backward() and autocast_dtype(xw.device.type) is None
     if hand:
-        out, h, c = _Recurrence.apply(cell, xw, w_hh, b_hh, h0, c0, rmask, steps)
+        if xw._is_view() or xw._base is not None:
+            xw = xw.clone()  # the loop overwrites xw with the gates: it takes a tensor of its own
+        out, h, c, _ = _Recurrence.apply(cell, xw, w_hh, b_hh, h0, c0, rmask, steps)
     else:
         loop = _scripted(cell.loop) if tracing else cell.loop
         act, ract = cell.core_names()

@@ -1,10 +1,11 @@
 """The one table of activations used by seqlight.nn: recurrent layers, Conv1D and the numpy references.
 
 Each activation is an affine map followed by a *core* function, ``fn(x) = core(scale * x + shift)``:
-``hard_sigmoid`` (Keras 2: ``clip(0.2 x + 0.5, 0, 1)``) is the core ``clip01`` after ``(0.2, 0.5)``, every other
-one has ``(1, 0)``. The custom recurrent loop folds the affine map into the weights before the time loop (it
-is linear, so ``scale * (x W + h U + b) + shift == x (scale W) + h (scale U) + (scale b + shift)``) and runs
-only the core at each step: one op instead of three for ``hard_sigmoid``.
+``hard_sigmoid`` (Keras 2: ``clip(0.2 x + 0.5, 0, 1)``) is the core ``clip01`` after ``(0.2, 0.5)``; ``tanh`` is
+``2 sigmoid(2 x) - 1``, the core ``2 sigmoid(x) - 1`` after ``(2, 0)`` (on CPUs, torch's ``tanh`` costs several
+times its ``sigmoid``); every other one has ``(1, 0)``. The custom recurrent loop folds the affine map into
+the weights before the time loop (it is linear, so ``scale * (x W + h U + b) + shift == x (scale W) + h (scale
+U) + (scale b + shift)``) and runs only the core at each step: one op instead of three for ``hard_sigmoid``.
 
 ``grad`` is the core's derivative written through its *output* ``y`` (``tanh' = 1 - y^2``), as one fused op
 (``torch.ops.aten.tanh_backward`` and friends, with an ``out=`` tensor): what the hand-written backward pass
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "Activation", "activate", "hard_sigmoid"]
+__all__ = ["ACTIVATIONS", "Activation", "activate", "activate_fn", "hard_sigmoid"]
 
 _aten = torch.ops.aten
 
@@ -44,13 +45,17 @@ def _grad_identity(g: Tensor, y: Tensor, out: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Activation:
-    """One activation: ``fn(x) == core(scale * x + shift)``; ``core_out(x, out)`` writes ``core(x)`` into
-    ``out``; ``grad(g, y, out)`` writes ``g * core'(x)`` into ``out`` from the core's output ``y = core(x)``."""
+    """One activation: ``fn(x) == core(scale * x + shift)``.
+
+    ``core_out(x, out)`` writes ``core(x)`` into ``out`` (which may be ``x`` itself, or None for a fresh tensor);
+    ``grad(g, y, out)`` writes ``g * core'(x)`` into ``out`` from the core's output ``y = core(x)``.
+    :meth:`fn_out` and :meth:`fn_grad` are the same for ``fn`` (no folding: the LSTM's activation of ``c``).
+    """
 
     name: str
     fn: Callable[[Tensor], Tensor]
     core: Callable[[Tensor], Tensor]
-    core_out: Callable[[Tensor, Tensor], Tensor]
+    core_out: Callable[[Tensor, Tensor | None], Tensor]
     grad: Callable[[Tensor, Tensor, Tensor], Tensor] | None
     scale: float = 1.0
     shift: float = 0.0
@@ -58,6 +63,27 @@ class Activation:
     @property
     def affine(self) -> bool:
         return self.scale != 1.0 or self.shift != 0.0
+
+    def fn_out(self, x: Tensor, out: Tensor | None) -> Tensor:
+        """``fn(x)`` into ``out``, through the core."""
+        if self.affine:
+            x = x * self.scale if self.shift == 0.0 else torch.add(x * self.scale, self.shift)
+        return self.core_out(x, out)
+
+    def fn_grad(self, g: Tensor, y: Tensor, out: Tensor) -> Tensor:
+        """``g * fn'(x)`` into ``out`` from ``y = fn(x)``."""
+        out = self.grad(g, y, out)
+        return out.mul_(self.scale) if self.scale != 1.0 else out
+
+
+def _tanh_core_out(x: Tensor, out: Tensor | None) -> Tensor:
+    # tanh(x / 2 * 2) as 2 sigmoid(x) - 1, x already doubled: torch's CPU tanh costs several times its sigmoid
+    return torch.sigmoid(x, out=out).mul_(2.0).sub_(1.0)
+
+
+def _tanh_core_grad(g: Tensor, y: Tensor, out: Tensor) -> Tensor:
+    # d/dx (2 sigmoid(x) - 1) = (1 - y^2) / 2 with y the core's output
+    return _aten.tanh_backward.grad_input(g, y, grad_input=out).mul_(0.5)
 
 
 def _table() -> dict[str, Activation]:
@@ -68,9 +94,10 @@ def _table() -> dict[str, Activation]:
             Activation(
                 "tanh",
                 torch.tanh,
-                torch.tanh,
-                lambda x, out: torch.tanh(x, out=out),
-                lambda g, y, out: _aten.tanh_backward.grad_input(g, y, grad_input=out),
+                lambda x: 2.0 * torch.sigmoid(x) - 1.0,
+                _tanh_core_out,
+                _tanh_core_grad,
+                scale=2.0,
             ),
             Activation(
                 "sigmoid",
@@ -114,7 +141,7 @@ def activate(name: str, x: Tensor) -> Tensor:
     The core only: the loops that call it have folded the activation's affine map into their weights.
     """
     if name == "tanh":
-        return torch.tanh(x)
+        return 2.0 * torch.sigmoid(x) - 1.0
     if name == "sigmoid":
         return torch.sigmoid(x)
     if name == "hard_sigmoid":
@@ -126,3 +153,12 @@ def activate(name: str, x: Tensor) -> Tensor:
     if name == "softsign":
         return nn.functional.softsign(x)
     return x  # "linear"; the layers check the name against ACTIVATIONS when they are built
+
+
+def activate_fn(name: str, x: Tensor) -> Tensor:
+    """``ACTIVATIONS[name].fn(x)`` (no folding: the LSTM's activation of its cell state), for TorchScript."""
+    if name == "tanh":
+        return torch.tanh(x)
+    if name == "hard_sigmoid":
+        return hard_sigmoid(x)
+    return activate(name, x)

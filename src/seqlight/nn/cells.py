@@ -12,8 +12,10 @@ parts of the activations folded in, see :mod:`seqlight.nn.activations`); the rec
 and, for the GRU with ``reset_after=True``, its recurrent bias ``b_hh (G*H,)``; an optional per-sample
 recurrent dropout mask ``rmask (G, B, H)``.
 
-The forward step writes what its backward needs into preallocated ``(T, ...)`` buffers (:meth:`Cell.buffers`),
-which the loop hands to ``ctx.save_for_backward``. The backward step writes the gradient of the step's input
+The forward step overwrites its step of ``xw`` with the gates' activations (the loop owns ``xw`` and marks it
+dirty) and writes what else its backward needs into preallocated ``(T, ...)`` buffers (:meth:`Cell.buffers`);
+the loop hands both to ``ctx.save_for_backward``. Fewer fresh megabytes per step: on CPUs every new page costs
+a fault, more than the small ops of a step. The backward step writes the gradient of the step's input
 projections into ``d_pre[t] (B, G*H)``; the recurrent weight gradient is one matmul over all steps at the end
 (:meth:`Cell.finish_backward`), or accumulated step by step under a per-sample recurrent mask.
 """
@@ -25,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from seqlight.nn.activations import ACTIVATIONS, Activation, activate
+from seqlight.nn.activations import ACTIVATIONS, Activation, activate, activate_fn
 
 __all__ = ["Cell", "SimpleRNNCell", "LSTMCell", "GRUCell", "GRUResetBeforeCell", "make_cell"]
 
@@ -39,6 +41,13 @@ class _Recurrent:
         if mask is not None:
             self.w3 = w.view(self.g, self.H, self.H)
             self.w3t = self.w3.transpose(1, 2)
+
+    def forward_(self, x: Tensor, h: Tensor) -> Tensor:
+        """``x += [(h * m_k) U_k^T]_k`` in place (``x`` a step of ``xw``)."""
+        if self.mask is None:
+            return x.addmm_(h, self.wt)
+        B = h.shape[0]
+        return x.add_(torch.bmm(h * self.mask, self.w3t).transpose(0, 1).reshape(B, self.g * self.H))
 
     def forward(self, add: Tensor | None, h: Tensor, out: Tensor | None = None) -> Tensor:
         """``add + [(h * m_k) U_k^T]_k``; ``add`` (B, g*H) or (g*H,) or None."""
@@ -133,19 +142,21 @@ class Cell:
         return _Recurrent(w_hh, rmask)
 
     def step(self, P, x: Tensor, h: Tensor, c: Tensor | None, buf: list[Tensor], t: int, h_out, c_out):
-        """One step from ``x (B, G*H)`` and the state; writes the new ``h`` (``c``) into ``h_out`` (``c_out``)
-        when given, else returns fresh tensors. Returns ``(h, c or None)``."""
+        """One step from ``x (B, G*H)`` (step ``t`` of ``xw``, overwritten with the gates) and the state;
+        writes the new ``h`` (``c``) into ``h_out`` (``c_out``) when given, else returns fresh tensors. ``buf``:
+        the buffers, each unbound along time. Returns ``(h, c or None)``."""
         raise NotImplementedError
 
-    def step_backward(self, P, t, dh, dc, hs, cs, buf, gbuf, d_pre, d_w):
+    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
         """The gradient of step ``t`` from ``dh`` (``dc``) w.r.t. its new state; fills ``d_pre[t]`` and returns
-        ``(dh, dc)`` w.r.t. the state before it. ``hs (T+1, B, H)``: the states, ``hs[t]`` before step ``t``."""
+        ``(dh, dc)`` w.r.t. the state before it. ``hs``: the states (``hs[t]`` before step ``t``), ``gates``: the
+        steps of ``xw`` as the forward steps left them; all unbound along time."""
         raise NotImplementedError
 
     def grad_buffers(self, T: int, B: int, H: int, like: Tensor) -> list[Tensor]:
         return []
 
-    def finish_backward(self, P, hs, buf, gbuf, d_pre, d_w) -> Tensor | None:
+    def finish_backward(self, P, hs: Tensor, buf, gbuf, d_pre: Tensor, d_w: Tensor) -> Tensor | None:
         """After the backward loop: complete ``d_w``; return the recurrent bias's gradient (or None)."""
         P.finish(d_w, d_pre, hs[:-1])
         return None
@@ -191,9 +202,9 @@ class SimpleRNNCell(Cell):
         return {"tanh": torch._VF.rnn_tanh, "relu": torch._VF.rnn_relu}.get(self.activation)
 
     def step(self, P, x, h, c, buf, t, h_out, c_out):
-        return self.act.core_out(P.forward(x, h), h_out), None
+        return self.act.core_out(P.forward_(x, h), h_out), None
 
-    def step_backward(self, P, t, dh, dc, hs, cs, buf, gbuf, d_pre, d_w):
+    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
         # The step's output is hs[t + 1] wherever its gradient is not zero (masked steps get dh == 0).
         d = self.act.grad(dh, hs[t + 1], d_pre[t])
         P.accumulate(d_w, d, hs[t])
@@ -230,7 +241,7 @@ def _lstm_loop(
         i, f = activate(ract, a[:, :H]), activate(ract, a[:, H : 2 * H])
         g, o = activate(act, a[:, 2 * H : 3 * H]), activate(ract, a[:, 3 * H :])
         c_new = f * c + i * g
-        h_new = o * activate(act, c_new)
+        h_new = o * activate_fn(act, c_new)
         if keep:
             k = s[t] > 0
             h, c = torch.where(k, h_new, h), torch.where(k, c_new, c)
@@ -252,34 +263,35 @@ class LSTMCell(Cell):
         return torch._VF.lstm if (self.activation, self.recurrent_activation) == ("tanh", "sigmoid") else None
 
     def buffers(self, T, B, H, like):
-        # gates (the recurrent activation of all four columns; g's column is unused), g, act(c')
-        return [like.new_empty(T, B, 4 * H), like.new_empty(T, B, H), like.new_empty(T, B, H)]
+        return [like.new_empty(T, B, H)]  # activation(c'); the gates stay in xw
 
     def step(self, P, x, h, c, buf, t, h_out, c_out):
-        gates, g, tc = buf[0][t], buf[1][t], buf[2][t]
-        H = g.shape[1]
-        a = P.forward(x, h)
-        self.ract.core_out(a, gates)
-        self.act.core_out(a[:, 2 * H : 3 * H], g)
-        c_new = torch.addcmul(gates[:, H : 2 * H] * c, gates[:, :H], g, out=c_out)
-        self.act.core_out(c_new, tc)
-        return torch.mul(gates[:, 3 * H :], tc, out=h_out), c_new
+        H = h.shape[1]
+        a = P.forward_(x, h)  # the gates' pre-activations, in place
+        i_f, g, o = a[:, : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        self.ract.core_out(i_f, i_f)
+        self.act.core_out(g, g)
+        self.ract.core_out(o, o)
+        c_new = torch.addcmul(a[:, H : 2 * H] * c, a[:, :H], g, out=c_out)
+        tc = self.act.fn_out(c_new, buf[0][t])
+        return torch.mul(o, tc, out=h_out), c_new
 
     def grad_buffers(self, T, B, H, like):
-        return [like.new_empty(B, 4 * H)]  # the upstream gradient of each gate's output, one step
+        return [like.new_empty(B, 4 * H), like.new_empty(B, H)]  # each gate's upstream gradient; a scratch
 
-    def step_backward(self, P, t, dh, dc, hs, cs, buf, gbuf, d_pre, d_w):
-        gates, g, tc = buf[0][t], buf[1][t], buf[2][t]
-        H = g.shape[1]
-        i, f, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 3 * H :]
+    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
+        a, tc = gates[t], buf[0][t]
+        H = tc.shape[1]
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
         up, d = gbuf[0], d_pre[t]
-        dct = self.act.grad(dh * o, tc, torch.empty_like(dc)).add_(dc)
+        dct = self.act.fn_grad(dh * o, tc, gbuf[1]).add_(dc)
         torch.mul(dct, g, out=up[:, :H])
         torch.mul(dct, cs[t], out=up[:, H : 2 * H])
         torch.mul(dct, i, out=up[:, 2 * H : 3 * H])
         torch.mul(dh, tc, out=up[:, 3 * H :])
-        self.ract.grad(up, gates, d)  # every column through the gates' derivative ...
-        self.act.grad(up[:, 2 * H : 3 * H], g, d[:, 2 * H : 3 * H])  # ... then g's through its own
+        self.ract.grad(up[:, : 2 * H], a[:, : 2 * H], d[:, : 2 * H])
+        self.act.grad(up[:, 2 * H : 3 * H], g, d[:, 2 * H : 3 * H])
+        self.ract.grad(up[:, 3 * H :], o, d[:, 3 * H :])
         P.accumulate(d_w, d, hs[t])
         return P.backward(None, d), dct * f
 
@@ -338,15 +350,15 @@ class GRUCell(Cell):
         return P
 
     def buffers(self, T, B, H, like):
-        # the recurrent projections (h U + c), r and z, n, h - n
-        return [like.new_empty(T, B, 3 * H), like.new_empty(T, B, 2 * H)] + [like.new_empty(T, B, H) for _ in "nd"]
+        return [like.new_empty(T, B, 3 * H), like.new_empty(T, B, H)]  # the recurrent projections h U + c; h - n
 
     def step(self, P, x, h, c, buf, t, h_out, c_out):
-        hh, rz, n, hmn = buf[0][t], buf[1][t], buf[2][t], buf[3][t]
-        H = n.shape[1]
+        hh, hmn = buf[0][t], buf[1][t]
+        H = hmn.shape[1]
         P.forward(P.bias, h, out=hh)
-        self.ract.core_out(x[:, : 2 * H] + hh[:, : 2 * H], rz)
-        self.act.core_out(torch.addcmul(x[:, 2 * H :], rz[:, :H], hh[:, 2 * H :]), n)
+        rz, n = x[:, : 2 * H].add_(hh[:, : 2 * H]), x[:, 2 * H :]
+        self.ract.core_out(rz, rz)
+        self.act.core_out(n.addcmul_(rz[:, :H], hh[:, 2 * H :]), n)
         torch.sub(h, n, out=hmn)
         return torch.addcmul(n, rz[:, H:], hmn, out=h_out), None
 
@@ -355,9 +367,10 @@ class GRUCell(Cell):
         # upstream gradient of r and z, one step
         return [like.new_empty(T, B, 3 * H), like.new_empty(B, 2 * H)]
 
-    def step_backward(self, P, t, dh, dc, hs, cs, buf, gbuf, d_pre, d_w):
-        hh, rz, n, hmn = buf[0][t], buf[1][t], buf[2][t], buf[3][t]
-        H = n.shape[1]
+    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
+        a, hh, hmn = gates[t], buf[0][t], buf[1][t]
+        H = hmn.shape[1]
+        rz, n = a[:, : 2 * H], a[:, 2 * H :]
         d, rec, up = d_pre[t], gbuf[0][t], gbuf[1]
         dhz = dh * rz[:, H:]
         dn = self.act.grad(dh - dhz, n, d[:, 2 * H :])
@@ -425,24 +438,25 @@ class GRUResetBeforeCell(Cell):
         return P
 
     def buffers(self, T, B, H, like):
-        # r and z, r * (h * m_n), n, h - n
-        return [like.new_empty(T, B, 2 * H)] + [like.new_empty(T, B, H) for _ in "rnd"]
+        return [like.new_empty(T, B, H), like.new_empty(T, B, H)]  # r * (h * m_n); h - n
 
     def step(self, P, x, h, c, buf, t, h_out, c_out):
-        rz, rh, n, hmn = buf[0][t], buf[1][t], buf[2][t], buf[3][t]
-        H = n.shape[1]
-        self.ract.core_out(P.forward(x[:, : 2 * H], h), rz)
+        rh, hmn = buf[0][t], buf[1][t]
+        H = hmn.shape[1]
+        rz, n = P.forward_(x[:, : 2 * H], h), x[:, 2 * H :]
+        self.ract.core_out(rz, rz)
         torch.mul(rz[:, :H], h if P.n.mask is None else h * P.n.mask[0], out=rh)
-        self.act.core_out(torch.addmm(x[:, 2 * H :], rh, P.n.wt), n)
+        self.act.core_out(n.addmm_(rh, P.n.wt), n)
         torch.sub(h, n, out=hmn)
         return torch.addcmul(n, rz[:, H:], hmn, out=h_out), None
 
     def grad_buffers(self, T, B, H, like):
         return [like.new_empty(B, 2 * H)]
 
-    def step_backward(self, P, t, dh, dc, hs, cs, buf, gbuf, d_pre, d_w):
-        rz, n, hmn = buf[0][t], buf[2][t], buf[3][t]
-        H = n.shape[1]
+    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
+        a, hmn = gates[t], buf[1][t]
+        H = hmn.shape[1]
+        rz, n = a[:, : 2 * H], a[:, 2 * H :]
         d, up, h = d_pre[t], gbuf[0], hs[t]
         r, z = rz[:, :H], rz[:, H:]
         dhz = dh * z
@@ -459,7 +473,7 @@ class GRUResetBeforeCell(Cell):
     def finish_backward(self, P, hs, buf, gbuf, d_pre, d_w):
         H = hs.shape[-1]
         P.finish(d_w[: 2 * H], d_pre[:, :, : 2 * H], hs[:-1])
-        d_w[2 * H :].addmm_(d_pre[:, :, 2 * H :].reshape(-1, H).t(), buf[1].reshape(-1, H))  # dn^T (r * h * m_n)
+        d_w[2 * H :].addmm_(d_pre[:, :, 2 * H :].reshape(-1, H).t(), buf[0].reshape(-1, H))  # dn^T (r * h * m_n)
         return None
 
 

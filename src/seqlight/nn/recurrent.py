@@ -547,8 +547,9 @@ class KerasRecurrent(nn.Module):
         else:
             if in_mask is not None:
                 x = x * in_mask
-            x2 = x.reshape(T * B, -1)
-            xw = (torch.mm(x2, w_ih.t()) if b_ih is None else torch.addmm(b_ih, x2, w_ih.t())).view(T, B, G * H)
+            xw = torch.matmul(x, w_ih.t())  # (T, B, G*H), not a view: the loop overwrites it with the gates
+            if b_ih is not None:
+                xw += b_ih
         loop_steps = None if steps is None else steps.t().unsqueeze(-1).to(xw.dtype)  # (T, B, 1)
         implementation = self.implementation if self.implementation in _loop.LOOP_IMPLEMENTATIONS else "auto"
         return _loop.run(cell, xw, w_hh, b_hh, state[0], state[1], rec_mask, loop_steps, implementation)
