@@ -73,7 +73,7 @@ def test_compiled_loop_equals_eager_loop_with_masks(kind, padded):
     cell = CELLS[kind]
     G, T, B = cell.gates, 6, 3
     xw, w_hh = torch.randn(T, B, G * H), torch.randn(G * H, H) / 2
-    b_hh = torch.randn(G * H) if cell.has_recurrent_bias else None
+    b_hh = torch.randn(H) if cell.has_recurrent_bias else None  # the GRU's c_n
     h0, c0 = torch.randn(B, H), torch.randn(B, H)
     mask = torch.bernoulli(torch.full((G, B, H), 0.7)) / 0.7
     steps = (torch.rand(T, B, 1) > 0.4).float() if padded else None

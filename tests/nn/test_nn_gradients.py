@@ -35,18 +35,18 @@ def test_gradcheck_custom_loop(cls, kw, masked, padded):
     cell = _layer(cls, use_fused=False, **kw).cell
     G = cell.gates
     gen = torch.Generator().manual_seed(1)
-    xw = torch.randn(T, B, G * H, dtype=torch.float64, generator=gen, requires_grad=True)
+    xw = torch.randn(G * H, T, B, dtype=torch.float64, generator=gen, requires_grad=True)  # feature-major
     w_hh = (0.5 * torch.randn(G * H, H, dtype=torch.float64, generator=gen)).requires_grad_()
     b_hh = None
-    if cell.has_recurrent_bias:
-        b_hh = torch.randn(G * H, dtype=torch.float64, generator=gen, requires_grad=True)
+    if cell.has_recurrent_bias:  # the GRU's c_n (its c_r and c_z are folded into the input projections)
+        b_hh = torch.randn(H, dtype=torch.float64, generator=gen, requires_grad=True)
     h0 = torch.randn(B, H, dtype=torch.float64, generator=gen, requires_grad=True)
     c0 = torch.randn(B, H, dtype=torch.float64, generator=gen, requires_grad=True) if cell.has_cell_state else None
     mask = (torch.rand(G, B, H, generator=gen, dtype=torch.float64) > 0.3).double() / 0.7 if masked else None
     steps = torch.tensor([[0, 1], [1, 1], [1, 0], [0, 1]], dtype=torch.float64).unsqueeze(-1) if padded else None
 
     def f(xw, w_hh, b_hh, h0, c0):
-        out, h, c, _ = _loop._Recurrence.apply(cell, xw.clone(), w_hh, b_hh, h0, c0, mask, steps)
+        out, h, c = _loop.run(cell, xw, w_hh, b_hh, h0, c0, mask, steps, implementation="function")
         return (out, h) if c is None else (out, h, c)
 
     assert torch.autograd.gradcheck(f, (xw, w_hh, b_hh, h0, c0), eps=1e-6, atol=1e-6)

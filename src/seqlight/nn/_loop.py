@@ -40,65 +40,74 @@ LOOP_IMPLEMENTATIONS = ("auto", "function", "autograd")
 
 
 class _Recurrence(torch.autograd.Function):
-    """The loop with each cell's hand-written backward step. ``xw`` is overwritten with the gates' activations
-    (it is marked dirty and returned as a fourth output, which callers drop): it must not be a view."""
+    """The loop with each cell's hand-written backward step, feature-major (:mod:`seqlight.nn.cells`).
+
+    ``xw``: ``G*H * T * B`` contiguous values laid out ``(G*H, T, B)`` (any shape, e.g. the ``(G*H, T*B)`` of
+    one matmul); it is overwritten with the gates' activations (marked dirty and returned as a fourth output,
+    which callers drop), so it must not be a view. States ``(H, B)`` (``h0``, ``c0`` and the outputs), ``rmask
+    (G, H, B)``, ``steps (T, 1, B)``. Returns ``(hs (H, T, B), h_T, c_T or None, xw)``.
+    """
 
     @staticmethod
     def forward(ctx, cell: Cell, xw, w_hh, b_hh, h0, c0, rmask, steps):
-        T, B, _ = xw.shape
-        H = w_hh.shape[1]
+        H, B = h0.shape
+        GH = w_hh.shape[0]
+        T = xw.numel() // (GH * B)
+        x3 = xw.view(GH, T, B)
         P = cell.prepare(w_hh, b_hh, rmask)
         buf = cell.buffers(T, B, H, xw)
-        buf_t = [b.unbind(0) for b in buf]
-        hs = xw.new_empty(T + 1, B, H)  # hs[t]: the state before step t
-        hs[0] = h0
-        hs_t, x_t = hs.unbind(0), xw.unbind(0)
+        buf_t = [b.unbind(1) for b in buf]
+        x = cell.blocks(x3)
+        hs = xw.new_empty(H, T + 1, B)  # hs[:, t]: the state before step t
+        hs[:, 0] = h0
+        hs_t = hs.unbind(1)
         cs, cs_t = None, [None] * (T + 1)
         if cell.has_cell_state:
-            cs = xw.new_empty(T + 1, B, H)
-            cs[0] = c0
-            cs_t = cs.unbind(0)
+            cs = xw.new_empty(H, T + 1, B)
+            cs[:, 0] = c0
+            cs_t = cs.unbind(1)
         keep = None if steps is None else (steps > 0).unbind(0)
         step = cell.step
         for t in range(T):
             if keep is None:
-                step(P, x_t[t], hs_t[t], cs_t[t], buf_t, t, hs_t[t + 1], cs_t[t + 1])
+                step(P, t, x, hs_t[t], cs_t[t], buf_t, hs_t[t + 1], cs_t[t + 1])
             else:
-                h_new, c_new = step(P, x_t[t], hs_t[t], cs_t[t], buf_t, t, None, None)
+                h_new, c_new = step(P, t, x, hs_t[t], cs_t[t], buf_t, None, None)
                 torch.where(keep[t], h_new, hs_t[t], out=hs_t[t + 1])
                 if cs is not None:
                     torch.where(keep[t], c_new, cs_t[t], out=cs_t[t + 1])
         ctx.cell = cell
         ctx.mark_dirty(xw)
         ctx.save_for_backward(w_hh, b_hh, rmask, steps, hs, cs, xw, *buf)
-        return hs[1:], hs[T], (None if cs is None else cs[T]), xw
+        return hs[:, 1:], hs_t[T], (None if cs is None else cs_t[T]), xw
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, d_h, d_c, d_gates):
         del d_gates  # the gates output is dropped by the callers
         cell: Cell = ctx.cell
-        w_hh, b_hh, rmask, steps, hs, cs, gates, *buf = ctx.saved_tensors
-        T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+        w_hh, b_hh, rmask, steps, hs, cs, xw, *buf = ctx.saved_tensors
+        H, T, B = hs.shape[0], hs.shape[1] - 1, hs.shape[2]
+        GH = w_hh.shape[0]
         P = cell.prepare(w_hh, b_hh, rmask)
-        d_pre = hs.new_empty(T, B, w_hh.shape[0])  # == the gradient of xw
+        d_pre = hs.new_empty(GH, T, B)  # == the gradient of xw
         d_w = torch.zeros_like(w_hh)
         gbuf = cell.grad_buffers(T, B, H, hs)
-        hs_t, gates_t, d_pre_t = hs.unbind(0), gates.unbind(0), d_pre.unbind(0)
-        cs_t = None if cs is None else cs.unbind(0)
-        buf_t = [b.unbind(0) for b in buf]
-        d_out_t = None if d_out is None else d_out.unbind(0)
+        hs_t, x, d = hs.unbind(1), cell.blocks(xw.view(GH, T, B)), cell.blocks(d_pre)
+        cs_t = None if cs is None else cs.unbind(1)
+        buf_t, gbuf_t = [b.unbind(1) for b in buf], [g.unbind(1) for g in gbuf]
+        d_out_t = None if d_out is None else d_out.unbind(1)
         steps_t = None if steps is None else steps.unbind(0)
-        dh = torch.zeros_like(hs[0]) if d_h is None else d_h.clone()
+        dh = torch.zeros_like(hs_t[0]) if d_h is None else d_h.clone()
         dc = None
         if cs is not None:
-            dc = torch.zeros_like(hs[0]) if d_c is None else d_c.clone()
+            dc = torch.zeros_like(hs_t[0]) if d_c is None else d_c.clone()
         step_backward = cell.step_backward
         for t in range(T - 1, -1, -1):
             if d_out_t is not None:
                 dh = dh + d_out_t[t]
             if steps_t is None:
-                dh, dc = step_backward(P, t, dh, dc, hs_t, cs_t, gates_t, buf_t, gbuf, d_pre_t, d_w)
+                dh, dc = step_backward(P, t, dh, dc, hs_t, cs_t, x, buf_t, gbuf_t, d, d_w)
             else:  # a masked step passes the state's gradient through, and its cell step gets none
                 m = steps_t[t]
                 dh_step = dh * m
@@ -107,14 +116,14 @@ class _Recurrence(torch.autograd.Function):
                 if dc is not None:
                     dc_step = dc * m
                     dc_keep = dc - dc_step
-                dh, dc = step_backward(P, t, dh_step, dc_step, hs_t, cs_t, gates_t, buf_t, gbuf, d_pre_t, d_w)
+                dh, dc = step_backward(P, t, dh_step, dc_step, hs_t, cs_t, x, buf_t, gbuf_t, d, d_w)
                 dh = dh + dh_keep
                 if dc is not None:
                     dc = dc + dc_keep
         d_b = cell.finish_backward(P, hs, buf, gbuf, d_pre, d_w)
         if b_hh is None:
             d_b = None
-        return None, d_pre, d_w, d_b, dh, dc, None, None
+        return None, d_pre.view(xw.shape), d_w, d_b, dh, dc, None, None
 
 
 @functools.cache
@@ -124,11 +133,14 @@ def _scripted(loop):
 
 
 def run(cell: Cell, xw, w_hh, b_hh, h0, c0, rmask=None, steps=None, implementation: str = "auto"):
-    """Run ``cell`` over ``xw (T, B, G*H)``; return ``(output (B, T, H), h_T, c_T or None)``.
+    """Run ``cell`` over the input projections ``xw``, laid out ``(G*H, T, B)`` (feature-major, see
+    :mod:`seqlight.nn.cells`; any shape with that memory, the loop may overwrite it); return ``(output (B, T,
+    H), h_T (B, H), c_T (B, H) or None)``.
 
-    ``w_hh (G*H, H)``, ``b_hh (G*H,)`` or None, ``h0``/``c0 (B, H)`` (``c0`` for cells with a cell state, else
-    None), ``rmask``: per-sample recurrent dropout masks ``(G, B, H)`` or None, ``steps``: ``(T, B, 1)`` float,
-    1 for a real step, 0 for a masked one, or None. ``implementation``: see the module docstring.
+    ``w_hh (G*H, H)``; ``b_hh``: the cell's recurrent bias (``c_n (H,)`` for :class:`~seqlight.nn.cells.GRUCell`
+    after its ``fold``) or None; ``h0``/``c0 (B, H)`` (``c0`` for cells with a cell state, else None);
+    ``rmask``: per-sample recurrent dropout masks ``(G, B, H)`` or None; ``steps``: ``(T, B, 1)`` float, 1 for a
+    real step, 0 for a masked one, or None. ``implementation``: see the module docstring.
     """
     if implementation not in LOOP_IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {LOOP_IMPLEMENTATIONS}, got {implementation!r}")
@@ -146,12 +158,16 @@ def run(cell: Cell, xw, w_hh, b_hh, h0, c0, rmask=None, steps=None, implementati
         # the same autocast check as the fused path's (works on "meta" tensors too)
         hand = not tracing and cell.has_hand_backward() and autocast_dtype(xw.device.type) is None
     if hand:
-        if xw._is_view() or xw._base is not None:
+        if xw._is_view() or (xw.is_leaf and xw.requires_grad):
             xw = xw.clone()  # the loop overwrites xw with the gates: it takes a tensor of its own
-        out, h, c, _ = _Recurrence.apply(cell, xw, w_hh, b_hh, h0, c0, rmask, steps)
-    else:
-        loop = _scripted(cell.loop) if tracing else cell.loop
-        act, ract = cell.core_names()
-        out, h, c = loop(xw, w_hh, b_hh, h0, h0 if c0 is None else c0, rmask, steps, act, ract)
-        c = c if c0 is not None else None
-    return out.transpose(0, 1), h, c
+        rm = None if rmask is None else rmask.transpose(1, 2).contiguous()
+        st = None if steps is None else steps.transpose(1, 2).contiguous()
+        c0t = None if c0 is None else c0.t()
+        hs, h, c, _ = _Recurrence.apply(cell, xw, w_hh, b_hh, h0.t(), c0t, rm, st)
+        return hs.permute(2, 1, 0), h.t(), (None if c is None else c.t())
+    loop = _scripted(cell.loop) if tracing else cell.loop
+    act, ract = cell.core_names()
+    B = h0.shape[0]
+    xw = xw.reshape(w_hh.shape[0], -1, B).permute(1, 2, 0)  # (T, B, G*H)
+    out, h, c = loop(xw, w_hh, b_hh, h0, h0 if c0 is None else c0, rmask, steps, act, ract)
+    return out.transpose(0, 1), h, (c if c0 is not None else None)

@@ -67,23 +67,38 @@ class Activation:
     def fn_out(self, x: Tensor, out: Tensor | None) -> Tensor:
         """``fn(x)`` into ``out``, through the core."""
         if self.affine:
-            x = x * self.scale if self.shift == 0.0 else torch.add(x * self.scale, self.shift)
+            x = torch.mul(x, _const(self.scale, x))
+            if self.shift != 0.0:
+                x.add_(_const(self.shift, x))
         return self.core_out(x, out)
 
     def fn_grad(self, g: Tensor, y: Tensor, out: Tensor) -> Tensor:
         """``g * fn'(x)`` into ``out`` from ``y = fn(x)``."""
         out = self.grad(g, y, out)
-        return out.mul_(self.scale) if self.scale != 1.0 else out
+        return out.mul_(_const(self.scale, out)) if self.scale != 1.0 else out
+
+
+_CONSTANTS: dict[tuple, Tensor] = {}
+
+
+def _const(value: float, like: Tensor) -> Tensor:
+    """``value`` as a 0-dim tensor of ``like``'s dtype and device: an op with a Python number converts it to a
+    tensor at every call, which costs more than a small op itself."""
+    key = (value, like.dtype, like.device)
+    c = _CONSTANTS.get(key)
+    if c is None:
+        c = _CONSTANTS[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
+    return c
 
 
 def _tanh_core_out(x: Tensor, out: Tensor | None) -> Tensor:
     # tanh(x / 2 * 2) as 2 sigmoid(x) - 1, x already doubled: torch's CPU tanh costs several times its sigmoid
-    return torch.sigmoid(x, out=out).mul_(2.0).sub_(1.0)
+    return torch.sigmoid(x, out=out).mul_(_const(2.0, x)).add_(_const(-1.0, x))
 
 
 def _tanh_core_grad(g: Tensor, y: Tensor, out: Tensor) -> Tensor:
     # d/dx (2 sigmoid(x) - 1) = (1 - y^2) / 2 with y the core's output
-    return _aten.tanh_backward.grad_input(g, y, grad_input=out).mul_(0.5)
+    return _aten.tanh_backward.grad_input(g, y, grad_input=out).mul_(_const(0.5, g))
 
 
 def _table() -> dict[str, Activation]:

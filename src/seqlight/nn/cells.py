@@ -1,23 +1,29 @@
 """The recurrent cells: one object per kind of cell, holding that cell's equations and nothing else.
 
 A cell knows one timestep: its forward (:meth:`Cell.step`), its backward (:meth:`Cell.step_backward`), the
-same step as a plain loop that autograd records and TorchScript compiles (:attr:`Cell.loop`), and the name of
-PyTorch's fused kernel when its semantics are torch's (:meth:`Cell.fused_kernel`). Layers, padding masks,
-dropout modes and the choice of implementation live around the cells (:mod:`seqlight.nn._loop`,
-:mod:`seqlight.nn.recurrent`), as Keras keeps its cells apart from its ``RNN`` layer.
+same step as a plain loop that autograd records and TorchScript compiles (:attr:`Cell.loop`), and PyTorch's
+fused kernel when its semantics are torch's (:meth:`Cell.fused_kernel`). Layers, padding masks, dropout modes
+and the choice of implementation live around the cells (:mod:`seqlight.nn._loop`, :mod:`seqlight.nn.recurrent`),
+as Keras keeps its cells apart from its ``RNN`` layer.
 
-Layout, for a batch of ``B``, ``H`` units and ``G`` gates in storage (torch) order (GRU r, z, n; LSTM i, f, g,
-o): the input projections of every step ``xw (T, B, G*H)`` (computed before the loop in one matmul, affine
-parts of the activations folded in, see :mod:`seqlight.nn.activations`); the recurrent weight ``w_hh (G*H, H)``
-and, for the GRU with ``reset_after=True``, its recurrent bias ``b_hh (G*H,)``; an optional per-sample
-recurrent dropout mask ``rmask (G, B, H)``.
+For a batch of ``B``, ``H`` units and ``G`` gates in storage (torch) order (GRU r, z, n; LSTM i, f, g, o): the
+recurrent weight ``w_hh (G*H, H)`` and, for the GRU with ``reset_after=True``, its recurrent bias ``b_hh
+(G*H,)``; an optional per-sample recurrent dropout mask ``rmask (G, B, H)``; the affine parts of the
+activations are folded into the weights (:mod:`seqlight.nn.activations`).
 
-The forward step overwrites its step of ``xw`` with the gates' activations (the loop owns ``xw`` and marks it
-dirty) and writes what else its backward needs into preallocated ``(T, ...)`` buffers (:meth:`Cell.buffers`);
-the loop hands both to ``ctx.save_for_backward``. Fewer fresh megabytes per step: on CPUs every new page costs
-a fault, more than the small ops of a step. The backward step writes the gradient of the step's input
-projections into ``d_pre[t] (B, G*H)``; the recurrent weight gradient is one matmul over all steps at the end
-(:meth:`Cell.finish_backward`), or accumulated step by step under a per-sample recurrent mask.
+The steps work feature-major: the state is ``(H, B)`` and the input projections of every step ``xw (G*H, T,
+B)``, so that the projections are one matmul ``W_ih X`` with ``X (in, T*B)``, every gate of a step is an
+``(H, B)`` block of whole rows (a ``(B, H)`` column slice of a ``(B, G*H)`` row makes each elementwise op
+several times dearer), and the recurrent weight gradient is one matmul over all steps at the end
+(:meth:`Cell.finish_backward`; accumulated step by step under a per-sample recurrent mask). The step's
+recurrent matmul is one ``addmm_`` into its block of ``xw``, and the step overwrites ``xw`` with the gates'
+activations (the loop owns ``xw`` and marks it dirty); what else the backward pass needs goes into
+preallocated ``(., T, B)`` buffers (:meth:`Cell.buffers`); the loop saves both with ``ctx.save_for_backward``.
+The backward step writes the gradient of the step's input projections into its block of ``d_pre (G*H, T,
+B)``.
+
+Per-step views (``x[t]``, each gate's block) are made once per call with ``unbind`` (:meth:`Cell.blocks`): a
+Python slice costs microseconds, as much as a small op.
 """
 
 from __future__ import annotations
@@ -33,52 +39,47 @@ __all__ = ["Cell", "SimpleRNNCell", "LSTMCell", "GRUCell", "GRUResetBeforeCell",
 
 
 class _Recurrent:
-    """The recurrent matmul of ``g`` gates, ``[(h * m_k) U_k^T]_k`` as ``(B, g*H)``, forward and backward."""
+    """The recurrent matmul of ``g`` gates, feature-major: ``[U_k (h * m_k)]_k`` as ``(g*H, B)`` for a state
+    ``h (H, B)`` and masks ``m (g, H, B)``; forward, backward and the weight gradient."""
 
     def __init__(self, w: Tensor, mask: Tensor | None) -> None:
-        self.w, self.wt, self.mask = w, w.t(), mask  # w (g*H, H)
+        self.w, self.wt, self.mask = w, w.t(), mask  # w (g*H, H); mask (g, H, B) or None
         self.g, self.H = w.shape[0] // w.shape[1], w.shape[1]
-        if mask is not None:
-            self.w3 = w.view(self.g, self.H, self.H)
-            self.w3t = self.w3.transpose(1, 2)
+        self.w3 = w.view(self.g, self.H, self.H)
+
+    def _masked(self, h: Tensor) -> Tensor:
+        return h * self.mask  # (g, H, B)
 
     def forward_(self, x: Tensor, h: Tensor) -> Tensor:
-        """``x += [(h * m_k) U_k^T]_k`` in place (``x`` a step of ``xw``)."""
+        """``x += [U_k (h * m_k)]_k`` in place (``x (g*H, B)``, a step of ``xw``)."""
         if self.mask is None:
-            return x.addmm_(h, self.wt)
-        B = h.shape[0]
-        return x.add_(torch.bmm(h * self.mask, self.w3t).transpose(0, 1).reshape(B, self.g * self.H))
+            return x.addmm_(self.w, h)
+        x.view(self.g, self.H, -1).baddbmm_(self.w3, self._masked(h))
+        return x
 
-    def forward(self, add: Tensor | None, h: Tensor, out: Tensor | None = None) -> Tensor:
-        """``add + [(h * m_k) U_k^T]_k``; ``add`` (B, g*H) or (g*H,) or None."""
+    def forward(self, bias: Tensor, h: Tensor, out: Tensor) -> Tensor:
+        """``[U_k (h * m_k) + c_k]_k`` into ``out (g*H, B)``; ``bias (g*H, 1)``."""
         if self.mask is None:
-            if add is None:
-                return torch.mm(h, self.wt, out=out)
-            return torch.addmm(add, h, self.wt, out=out)
-        B = h.shape[0]
-        hh = torch.bmm(h * self.mask, self.w3t).transpose(0, 1).reshape(B, self.g * self.H)
-        if add is None:
-            return hh if out is None else out.copy_(hh)
-        return torch.add(add, hh, out=out)
+            return torch.addmm(bias, self.w, h, out=out)
+        torch.baddbmm(bias.view(self.g, self.H, 1), self.w3, self._masked(h), out=out.view(self.g, self.H, -1))
+        return out
 
     def backward(self, add: Tensor | None, d: Tensor) -> Tensor:
-        """``add + d(h)`` for the gradient ``d (B, g*H)`` of the recurrent projections."""
+        """``add + dL/dh`` for the gradient ``d (g*H, B)`` of the recurrent projections."""
         if self.mask is None:
-            return torch.mm(d, self.w) if add is None else torch.addmm(add, d, self.w)
-        B = d.shape[0]
-        dh = (torch.bmm(d.view(B, self.g, self.H).transpose(0, 1), self.w3) * self.mask).sum(0)
-        return dh if add is None else dh + add
+            return torch.mm(self.wt, d) if add is None else torch.addmm(add, self.wt, d)
+        dh = (torch.bmm(self.w3.transpose(1, 2), d.view(self.g, self.H, -1)) * self.mask).sum(0)
+        return dh if add is None else dh.add_(add)
 
     def accumulate(self, d_w: Tensor, d: Tensor, h: Tensor) -> None:
-        """Per step, under a per-sample mask only: ``d_w[k] += d_k^T (h * m_k)``."""
+        """Per step, under a per-sample mask only: ``d_w[k] += d_k (h * m_k)^T``."""
         if self.mask is not None:
-            B = d.shape[0]
-            d_w.view(self.g, self.H, self.H).baddbmm_(d.view(B, self.g, self.H).permute(1, 2, 0), h * self.mask)
+            d_w.view(self.g, self.H, self.H).baddbmm_(d.view(self.g, self.H, -1), self._masked(h).transpose(1, 2))
 
     def finish(self, d_w: Tensor, d: Tensor, h: Tensor) -> None:
-        """After the loop, without a mask: ``d_w += D^T H`` over all steps (``d (T, B, g*H)``, ``h (T, B, H)``)."""
+        """After the loop, without a mask: ``d_w += sum_t d_t h_t^T`` (``d (g*H, T, B)``, ``h (H, T, B)``)."""
         if self.mask is None:
-            d_w.addmm_(d.reshape(-1, d.shape[-1]).t(), h.reshape(-1, h.shape[-1]))
+            d_w.addmm_(d.reshape(d.shape[0], -1), h.reshape(h.shape[0], -1).t())
 
 
 class Cell:
@@ -94,8 +95,10 @@ class Cell:
     has_recurrent_bias: bool = False
     #: per gate (storage order): True where the recurrent activation applies, False for the activation
     gate_is_recurrent: tuple[bool, ...] = (False,)
-    #: the plain loop (autograd records it, TorchScript compiles it), see :func:`_simple_rnn_loop`
+    #: the plain loop (autograd records it, TorchScript compiles it): ``xw (T, B, G*H)``, states ``(B, H)``
     loop: Callable
+    #: the row blocks ``(first gate, end gate)`` whose per-step views the steps use (:meth:`blocks`)
+    block_gates: tuple[tuple[int, int], ...] = ()
 
     def __init__(self, activation: str = "tanh", recurrent_activation: str = "sigmoid") -> None:
         self.activation, self.recurrent_activation = activation, recurrent_activation
@@ -133,32 +136,39 @@ class Cell:
         return w_ih * s, b_ih, w_hh * s, (None if b_hh is None else b_hh * scale)
 
     # -------------------------------------------------------------- the step
+    def blocks(self, xw: Tensor) -> list[tuple[Tensor, ...]]:
+        """Per-step views of ``xw`` (or of ``d_pre``) ``(G*H, T, B)``: the whole step, then each block of
+        :attr:`block_gates`, each as a tuple over time."""
+        H = xw.shape[0] // self.gates
+        return [xw.unbind(1)] + [xw[a * H : b * H].unbind(1) for a, b in self.block_gates]
+
     def buffers(self, T: int, B: int, H: int, like: Tensor) -> list[Tensor]:
-        """Preallocated ``(T, ...)`` tensors the forward step fills and the backward step reads."""
+        """Preallocated ``(., T, B)`` tensors the forward step fills and the backward step reads."""
         return []
 
     def prepare(self, w_hh: Tensor, b_hh: Tensor | None, rmask: Tensor | None):
-        """Per-call constants of the step (views of the weights, the recurrent matmuls)."""
+        """Per-call constants of the step (the recurrent matmuls); ``rmask (G, H, B)``, feature-major."""
         return _Recurrent(w_hh, rmask)
 
-    def step(self, P, x: Tensor, h: Tensor, c: Tensor | None, buf: list[Tensor], t: int, h_out, c_out):
-        """One step from ``x (B, G*H)`` (step ``t`` of ``xw``, overwritten with the gates) and the state;
+    def step(self, P, t: int, x, h: Tensor, c: Tensor | None, buf, h_out, c_out):
+        """Step ``t`` from ``x`` (:meth:`blocks` of ``xw``; overwritten with the gates) and the state ``(H, B)``;
         writes the new ``h`` (``c``) into ``h_out`` (``c_out``) when given, else returns fresh tensors. ``buf``:
         the buffers, each unbound along time. Returns ``(h, c or None)``."""
         raise NotImplementedError
 
-    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
-        """The gradient of step ``t`` from ``dh`` (``dc``) w.r.t. its new state; fills ``d_pre[t]`` and returns
-        ``(dh, dc)`` w.r.t. the state before it. ``hs``: the states (``hs[t]`` before step ``t``), ``gates``: the
-        steps of ``xw`` as the forward steps left them; all unbound along time."""
+    def step_backward(self, P, t: int, dh, dc, hs, cs, x, buf, gbuf, d, d_w):
+        """The gradient of step ``t`` from ``dh`` (``dc``) w.r.t. its new state; fills step ``t`` of ``d``
+        (:meth:`blocks` of ``d_pre``) and returns ``(dh, dc)`` w.r.t. the state before it. ``hs``: the states
+        (``hs[t]`` before step ``t``), ``x``: :meth:`blocks` of ``xw`` as the forward steps left it."""
         raise NotImplementedError
 
     def grad_buffers(self, T: int, B: int, H: int, like: Tensor) -> list[Tensor]:
+        """Preallocated ``(., T, B)`` tensors the backward steps fill (unbound along time for them)."""
         return []
 
     def finish_backward(self, P, hs: Tensor, buf, gbuf, d_pre: Tensor, d_w: Tensor) -> Tensor | None:
         """After the backward loop: complete ``d_w``; return the recurrent bias's gradient (or None)."""
-        P.finish(d_w, d_pre, hs[:-1])
+        P.finish(d_w, d_pre, hs[:, :-1])
         return None
 
 
@@ -201,14 +211,14 @@ class SimpleRNNCell(Cell):
     def fused_kernel(self):
         return {"tanh": torch._VF.rnn_tanh, "relu": torch._VF.rnn_relu}.get(self.activation)
 
-    def step(self, P, x, h, c, buf, t, h_out, c_out):
-        return self.act.core_out(P.forward_(x, h), h_out), None
+    def step(self, P, t, x, h, c, buf, h_out, c_out):
+        return self.act.core_out(P.forward_(x[0][t], h), h_out), None
 
-    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
+    def step_backward(self, P, t, dh, dc, hs, cs, x, buf, gbuf, d, d_w):
         # The step's output is hs[t + 1] wherever its gradient is not zero (masked steps get dh == 0).
-        d = self.act.grad(dh, hs[t + 1], d_pre[t])
-        P.accumulate(d_w, d, hs[t])
-        return P.backward(None, d), None
+        dt = self.act.grad(dh, hs[t + 1], d[0][t])
+        P.accumulate(d_w, dt, hs[t])
+        return P.backward(None, dt), None
 
 
 # ------------------------------------------------------------------------------------------------ LSTM
@@ -258,42 +268,34 @@ class LSTMCell(Cell):
     has_cell_state = True
     gate_is_recurrent = (True, True, False, True)
     loop = staticmethod(_lstm_loop)
+    block_gates = ((0, 2), (0, 1), (1, 2), (2, 3), (3, 4))  # x[1] = i and f, x[2] = i, f, g, o
 
     def fused_kernel(self):
         return torch._VF.lstm if (self.activation, self.recurrent_activation) == ("tanh", "sigmoid") else None
 
     def buffers(self, T, B, H, like):
-        return [like.new_empty(T, B, H)]  # activation(c'); the gates stay in xw
+        return [like.new_empty(H, T, B)]  # activation(c'); the gates stay in xw
 
-    def step(self, P, x, h, c, buf, t, h_out, c_out):
-        H = h.shape[1]
-        a = P.forward_(x, h)  # the gates' pre-activations, in place
-        i_f, g, o = a[:, : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+    def step(self, P, t, x, h, c, buf, h_out, c_out):
+        P.forward_(x[0][t], h)  # the gates' pre-activations, in place
+        i_f, i, f, g, o = x[1][t], x[2][t], x[3][t], x[4][t], x[5][t]
         self.ract.core_out(i_f, i_f)
         self.act.core_out(g, g)
         self.ract.core_out(o, o)
-        c_new = torch.addcmul(a[:, H : 2 * H] * c, a[:, :H], g, out=c_out)
+        c_new = torch.addcmul(f * c, i, g, out=c_out)
         tc = self.act.fn_out(c_new, buf[0][t])
         return torch.mul(o, tc, out=h_out), c_new
 
-    def grad_buffers(self, T, B, H, like):
-        return [like.new_empty(B, 4 * H), like.new_empty(B, H)]  # each gate's upstream gradient; a scratch
-
-    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
-        a, tc = gates[t], buf[0][t]
-        H = tc.shape[1]
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        up, d = gbuf[0], d_pre[t]
-        dct = self.act.fn_grad(dh * o, tc, gbuf[1]).add_(dc)
-        torch.mul(dct, g, out=up[:, :H])
-        torch.mul(dct, cs[t], out=up[:, H : 2 * H])
-        torch.mul(dct, i, out=up[:, 2 * H : 3 * H])
-        torch.mul(dh, tc, out=up[:, 3 * H :])
-        self.ract.grad(up[:, : 2 * H], a[:, : 2 * H], d[:, : 2 * H])
-        self.act.grad(up[:, 2 * H : 3 * H], g, d[:, 2 * H : 3 * H])
-        self.ract.grad(up[:, 3 * H :], o, d[:, 3 * H :])
-        P.accumulate(d_w, d, hs[t])
-        return P.backward(None, d), dct * f
+    def step_backward(self, P, t, dh, dc, hs, cs, x, buf, gbuf, d, d_w):
+        i, f, g, o, tc = x[2][t], x[3][t], x[4][t], x[5][t], buf[0][t]
+        dct = self.act.fn_grad(dh * o, tc, torch.empty_like(dh)).add_(dc)
+        self.ract.grad(dct * g, i, d[2][t])
+        self.ract.grad(dct * cs[t], f, d[3][t])
+        self.act.grad(dct * i, g, d[4][t])
+        self.ract.grad(dh * tc, o, d[5][t])
+        dt = d[0][t]
+        P.accumulate(d_w, dt, hs[t])
+        return P.backward(None, dt), dct * f
 
 
 # ------------------------------------------------------------------------------------------------ GRU
@@ -308,25 +310,27 @@ def _gru_loop(
     act: str,
     ract: str,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``reset_after=True`` (Keras 3, torch): ``n = act(x_n + r * (h U_n + c_n))``, ``h' = n + z (h - n)``."""
+    """``reset_after=True`` (Keras 3, torch): ``n = act(x_n + r * (h U_n + c_n))``, ``h' = n + z (h - n)``;
+    ``b_hh`` is ``c_n`` alone (:meth:`GRUCell.fold`)."""
     T, B, GH = xw.shape
     H = GH // 3
     masked = rmask is not None
-    m = rmask if rmask is not None else h.unsqueeze(0)
+    m = rmask if rmask is not None else h.unsqueeze(0).expand(3, B, H)
     keep = steps is not None
     s = steps if steps is not None else xw
-    bias = b_hh if b_hh is not None else xw.new_zeros(GH)
+    bias = b_hh if b_hh is not None else xw.new_zeros(H)  # c_n; c_r and c_z are folded into xw
     w3t = w_hh.view(3, H, H).transpose(1, 2)
-    wt = w_hh.t()
     outs = []
     for t in range(T):
-        if masked:
-            hh = torch.bmm(h * m, w3t).transpose(0, 1).reshape(B, GH) + bias
-        else:
-            hh = torch.addmm(bias, h, wt)
         x = xw[t]
-        rz = activate(ract, x[:, : 2 * H] + hh[:, : 2 * H])
-        n = activate(act, x[:, 2 * H :] + rz[:, :H] * hh[:, 2 * H :])
+        if masked:
+            hrz = torch.bmm(h * m[:2], w3t[:2]).transpose(0, 1).reshape(B, 2 * H)
+            hn = torch.addmm(bias, h * m[2], w3t[2])
+        else:
+            hrz = h @ w_hh[: 2 * H].t()
+            hn = torch.addmm(bias, h, w3t[2])
+        rz = activate(ract, x[:, : 2 * H] + hrz)
+        n = activate(act, x[:, 2 * H :] + rz[:, :H] * hn)
         new = n + rz[:, H:] * (h - n)
         h = torch.where(s[t] > 0, new, h) if keep else new
         outs.append(h)
@@ -334,58 +338,68 @@ def _gru_loop(
 
 
 class GRUCell(Cell):
-    """The GRU with ``reset_after=True`` (tf.keras / Keras 3 / ``torch.nn.GRU``): two biases, gates r, z, n."""
+    """The GRU with ``reset_after=True`` (tf.keras / Keras 3 / ``torch.nn.GRU``): two biases, gates r, z, n.
+
+    The recurrent biases of r and z add to the pre-activations as the input biases do: :meth:`fold` moves them
+    into the input projections, and the loop keeps only ``c_n`` (``b_hh (H,)``), which the reset gate scales.
+    """
 
     gates = 3
     has_recurrent_bias = True
     gate_is_recurrent = (True, True, False)
     loop = staticmethod(_gru_loop)
+    block_gates = ((0, 2), (0, 1), (1, 2), (2, 3))  # x[1] = r and z, x[2] = r, z, n
 
     def fused_kernel(self):
         return torch._VF.gru if (self.activation, self.recurrent_activation) == ("tanh", "sigmoid") else None
 
+    def fold(self, w_ih, b_ih, w_hh, b_hh):
+        w_ih, b_ih, w_hh, b_hh = super().fold(w_ih, b_ih, w_hh, b_hh)
+        if b_hh is not None:
+            H = w_hh.shape[1]
+            rz = torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)])
+            b_ih, b_hh = (rz if b_ih is None else b_ih + rz), b_hh[2 * H :]
+        return w_ih, b_ih, w_hh, b_hh
+
     def prepare(self, w_hh, b_hh, rmask):
-        P = _Recurrent(w_hh, rmask)
-        P.bias = b_hh if b_hh is not None else w_hh.new_zeros(w_hh.shape[0])
+        H = w_hh.shape[1]
+        P = _Recurrent(w_hh[: 2 * H], None if rmask is None else rmask[:2])  # r and z
+        P.n = _Recurrent(w_hh[2 * H :], None if rmask is None else rmask[2:])
+        P.bias = (b_hh if b_hh is not None else w_hh.new_zeros(H)).view(H, 1)
         return P
 
     def buffers(self, T, B, H, like):
-        return [like.new_empty(T, B, 3 * H), like.new_empty(T, B, H)]  # the recurrent projections h U + c; h - n
+        return [like.new_empty(H, T, B), like.new_empty(H, T, B)]  # h U_n + c_n; h - n
 
-    def step(self, P, x, h, c, buf, t, h_out, c_out):
-        hh, hmn = buf[0][t], buf[1][t]
-        H = hmn.shape[1]
-        P.forward(P.bias, h, out=hh)
-        rz, n = x[:, : 2 * H].add_(hh[:, : 2 * H]), x[:, 2 * H :]
+    def step(self, P, t, x, h, c, buf, h_out, c_out):
+        rz, n = P.forward_(x[1][t], h), x[4][t]
         self.ract.core_out(rz, rz)
-        self.act.core_out(n.addcmul_(rz[:, :H], hh[:, 2 * H :]), n)
-        torch.sub(h, n, out=hmn)
-        return torch.addcmul(n, rz[:, H:], hmn, out=h_out), None
+        hh_n = P.n.forward(P.bias, h, buf[0][t])
+        self.act.core_out(n.addcmul_(x[2][t], hh_n), n)
+        hmn = torch.sub(h, n, out=buf[1][t])
+        return torch.addcmul(n, x[3][t], hmn, out=h_out), None
 
     def grad_buffers(self, T, B, H, like):
-        # gradient of the recurrent projections (r, z: as their pre-activations; n: times r), and the
-        # upstream gradient of r and z, one step
-        return [like.new_empty(T, B, 3 * H), like.new_empty(B, 2 * H)]
+        return [like.new_empty(H, T, B)]  # the gradient of h U_n + c_n
 
-    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
-        a, hh, hmn = gates[t], buf[0][t], buf[1][t]
-        H = hmn.shape[1]
-        rz, n = a[:, : 2 * H], a[:, 2 * H :]
-        d, rec, up = d_pre[t], gbuf[0][t], gbuf[1]
-        dhz = dh * rz[:, H:]
-        dn = self.act.grad(dh - dhz, n, d[:, 2 * H :])
-        torch.mul(dn, hh[:, 2 * H :], out=up[:, :H])
-        torch.mul(dh, hmn, out=up[:, H:])
-        self.ract.grad(up, rz, rec[:, : 2 * H])
-        torch.mul(dn, rz[:, :H], out=rec[:, 2 * H :])
-        d[:, : 2 * H].copy_(rec[:, : 2 * H])
-        P.accumulate(d_w, rec, hs[t])
-        return P.backward(dhz, rec), None
+    def step_backward(self, P, t, dh, dc, hs, cs, x, buf, gbuf, d, d_w):
+        r, z, n, hh_n, hmn, h = x[2][t], x[3][t], x[4][t], buf[0][t], buf[1][t], hs[t]
+        dhz = dh * z
+        dn = self.act.grad(dh - dhz, n, d[4][t])
+        self.ract.grad(dn * hh_n, r, d[2][t])
+        self.ract.grad(dh * hmn, z, d[3][t])
+        d_hn, d_rz = torch.mul(dn, r, out=gbuf[0][t]), d[1][t]
+        if P.mask is not None:
+            H = h.shape[0]
+            P.accumulate(d_w[: 2 * H], d_rz, h)
+            P.n.accumulate(d_w[2 * H :], d_hn, h)
+        return P.n.backward(P.backward(dhz, d_rz), d_hn), None
 
     def finish_backward(self, P, hs, buf, gbuf, d_pre, d_w):
-        rec = gbuf[0]
-        P.finish(d_w, rec, hs[:-1])
-        return rec.sum((0, 1))
+        H = hs.shape[0]
+        P.finish(d_w[: 2 * H], d_pre[: 2 * H], hs[:, :-1])
+        P.n.finish(d_w[2 * H :], gbuf[0], hs[:, :-1])
+        return gbuf[0].sum((1, 2))
 
 
 def _gru_reset_before_loop(
@@ -430,6 +444,7 @@ class GRUResetBeforeCell(Cell):
     gates = 3
     gate_is_recurrent = (True, True, False)
     loop = staticmethod(_gru_reset_before_loop)
+    block_gates = ((0, 2), (0, 1), (1, 2), (2, 3))  # x[1] = r and z, x[2] = r, z, n
 
     def prepare(self, w_hh, b_hh, rmask):
         H = w_hh.shape[1]
@@ -438,42 +453,35 @@ class GRUResetBeforeCell(Cell):
         return P
 
     def buffers(self, T, B, H, like):
-        return [like.new_empty(T, B, H), like.new_empty(T, B, H)]  # r * (h * m_n); h - n
+        return [like.new_empty(H, T, B), like.new_empty(H, T, B)]  # r * (h * m_n); h - n
 
-    def step(self, P, x, h, c, buf, t, h_out, c_out):
-        rh, hmn = buf[0][t], buf[1][t]
-        H = hmn.shape[1]
-        rz, n = P.forward_(x[:, : 2 * H], h), x[:, 2 * H :]
+    def step(self, P, t, x, h, c, buf, h_out, c_out):
+        rz, n = P.forward_(x[1][t], h), x[4][t]
         self.ract.core_out(rz, rz)
-        torch.mul(rz[:, :H], h if P.n.mask is None else h * P.n.mask[0], out=rh)
-        self.act.core_out(n.addmm_(rh, P.n.wt), n)
-        torch.sub(h, n, out=hmn)
-        return torch.addcmul(n, rz[:, H:], hmn, out=h_out), None
+        rh = torch.mul(x[2][t], h if P.n.mask is None else h * P.n.mask[0], out=buf[0][t])
+        self.act.core_out(n.addmm_(P.n.w, rh), n)
+        hmn = torch.sub(h, n, out=buf[1][t])
+        return torch.addcmul(n, x[3][t], hmn, out=h_out), None
 
-    def grad_buffers(self, T, B, H, like):
-        return [like.new_empty(B, 2 * H)]
-
-    def step_backward(self, P, t, dh, dc, hs, cs, gates, buf, gbuf, d_pre, d_w):
-        a, hmn = gates[t], buf[1][t]
-        H = hmn.shape[1]
-        rz, n = a[:, : 2 * H], a[:, 2 * H :]
-        d, up, h = d_pre[t], gbuf[0], hs[t]
-        r, z = rz[:, :H], rz[:, H:]
+    def step_backward(self, P, t, dh, dc, hs, cs, x, buf, gbuf, d, d_w):
+        r, z, n, hmn, h = x[2][t], x[3][t], x[4][t], buf[1][t], hs[t]
         dhz = dh * z
-        dn = self.act.grad(dh - dhz, n, d[:, 2 * H :])
-        d_rh = torch.mm(dn, P.n.w)  # gradient w.r.t. r * (h * m_n)
+        dn = self.act.grad(dh - dhz, n, d[4][t])
+        d_rh = torch.mm(P.n.wt, dn)  # gradient w.r.t. r * (h * m_n)
         hn = h if P.n.mask is None else h * P.n.mask[0]
-        torch.mul(d_rh, hn, out=up[:, :H])
-        torch.mul(dh, hmn, out=up[:, H:])
-        d_rz = self.ract.grad(up, rz, d[:, : 2 * H])
-        P.accumulate(d_w[: 2 * H], d_rz, h)
-        d_h_n = d_rh * r if P.n.mask is None else d_rh * r * P.n.mask[0]
-        return P.backward(dhz.add_(d_h_n), d_rz), None
+        self.ract.grad(d_rh * hn, r, d[2][t])
+        self.ract.grad(dh * hmn, z, d[3][t])
+        d_rz = d[1][t]
+        if P.mask is not None:
+            P.accumulate(d_w[: 2 * h.shape[0]], d_rz, h)
+        d_hn = d_rh * r if P.n.mask is None else d_rh * r * P.n.mask[0]
+        return P.backward(dhz.add_(d_hn), d_rz), None
 
     def finish_backward(self, P, hs, buf, gbuf, d_pre, d_w):
-        H = hs.shape[-1]
-        P.finish(d_w[: 2 * H], d_pre[:, :, : 2 * H], hs[:-1])
-        d_w[2 * H :].addmm_(d_pre[:, :, 2 * H :].reshape(-1, H).t(), buf[0].reshape(-1, H))  # dn^T (r * h * m_n)
+        H = hs.shape[0]
+        P.finish(d_w[: 2 * H], d_pre[: 2 * H], hs[:, :-1])
+        # sum_t dn_t (r * h * m_n)_t^T, with or without a mask (it is in the saved input)
+        d_w[2 * H :].addmm_(d_pre[2 * H :].reshape(H, -1), buf[0].reshape(H, -1).t())
         return None
 
 

@@ -537,19 +537,18 @@ class KerasRecurrent(nn.Module):
             w_hh = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
             rec_mask = None
         w_ih, b_ih, w_hh, b_hh = cell.fold(w_ih, b_ih, w_hh, b_hh)
-        x = x.transpose(0, 1)  # (T, B, in): the projections come out time-major, (T, B, G*H), for the loop
+        # The input projections, feature-major (G*H, T, B): one matmul W_ih X with X (in, T*B), not a view (the
+        # loop overwrites it with the gates).
+        x = x.permute(2, 1, 0)  # (in, T, B)
         if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate: one matmul per gate
-            xm = (x.unsqueeze(0) * in_mask.unsqueeze(1)).reshape(G, T * B, -1)
-            xw = torch.bmm(xm, w_ih.view(G, H, -1).transpose(1, 2)).view(G, T, B, H).permute(1, 2, 0, 3)
-            xw = xw.reshape(T, B, G * H)
-            if b_ih is not None:
-                xw = xw + b_ih
+            xm = (x.unsqueeze(0) * in_mask.permute(0, 2, 1).unsqueeze(2)).reshape(G, -1, T * B)  # (G, in, T*B)
+            w3 = w_ih.view(G, H, -1)
+            xw = torch.bmm(w3, xm) if b_ih is None else torch.baddbmm(b_ih.view(G, H, 1), w3, xm)
         else:
             if in_mask is not None:
-                x = x * in_mask
-            xw = torch.matmul(x, w_ih.t())  # (T, B, G*H), not a view: the loop overwrites it with the gates
-            if b_ih is not None:
-                xw += b_ih
+                x = x * in_mask.t().unsqueeze(1)
+            x = x.reshape(-1, T * B)
+            xw = torch.mm(w_ih, x) if b_ih is None else torch.addmm(b_ih.unsqueeze(1), w_ih, x)
         loop_steps = None if steps is None else steps.t().unsqueeze(-1).to(xw.dtype)  # (T, B, 1)
         implementation = self.implementation if self.implementation in _loop.LOOP_IMPLEMENTATIONS else "auto"
         return _loop.run(cell, xw, w_hh, b_hh, state[0], state[1], rec_mask, loop_steps, implementation)
