@@ -35,7 +35,9 @@ def test_gradcheck_custom_loop(cls, kw, masked, padded):
     cell = _layer(cls, use_fused=False, **kw).cell
     G = cell.gates
     gen = torch.Generator().manual_seed(1)
-    xw = torch.randn(G * H, T, B, dtype=torch.float64, generator=gen, requires_grad=True)  # feature-major
+    x = torch.randn(I, T * B, dtype=torch.float64, generator=gen, requires_grad=True)  # columns t*B + b
+    w_ih = (0.5 * torch.randn(G * H, I, dtype=torch.float64, generator=gen)).requires_grad_()
+    b_ih = torch.randn(G * H, dtype=torch.float64, generator=gen, requires_grad=True)
     w_hh = (0.5 * torch.randn(G * H, H, dtype=torch.float64, generator=gen)).requires_grad_()
     b_hh = None
     if cell.has_recurrent_bias:  # the GRU's c_n (its c_r and c_z are folded into the input projections)
@@ -45,11 +47,11 @@ def test_gradcheck_custom_loop(cls, kw, masked, padded):
     mask = (torch.rand(G, B, H, generator=gen, dtype=torch.float64) > 0.3).double() / 0.7 if masked else None
     steps = torch.tensor([[0, 1], [1, 1], [1, 0], [0, 1]], dtype=torch.float64).unsqueeze(-1) if padded else None
 
-    def f(xw, w_hh, b_hh, h0, c0):
-        out, h, c = _loop.run(cell, xw, w_hh, b_hh, h0, c0, mask, steps, implementation="function")
+    def f(x, w_ih, b_ih, w_hh, b_hh, h0, c0):
+        out, h, c = _loop.run(cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, mask, steps, implementation="function")
         return (out, h) if c is None else (out, h, c)
 
-    assert torch.autograd.gradcheck(f, (xw, w_hh, b_hh, h0, c0), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(f, (x, w_ih, b_ih, w_hh, b_hh, h0, c0), eps=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
@@ -125,3 +127,26 @@ def test_implementation_switch():
         _layer(GRU, implementation="cudnn")
     old = _layer(GRU, use_fused=False)
     assert old.implementation == "loop" and not old.uses_fused_path()
+
+
+def test_buffers_reused_across_calls_never_change_a_result():
+    """The loop keeps its buffers from one call to the next (seqlight.nn._loop._Pool): outputs of an earlier call
+    stay as they were, and a graph kept with retain_graph=True still gives the same gradients after other calls."""
+    torch.manual_seed(7)
+    layer = _layer(LSTM, recurrent_activation="hard_sigmoid")
+    x1, x2 = torch.randn(B, T, I, dtype=torch.float64), torch.randn(B, T, I, dtype=torch.float64)
+    with torch.no_grad():
+        out1, (h1, c1) = layer(x1)
+        kept = out1.clone(), h1.clone(), c1.clone()
+        layer(x2)  # may reuse the first call's buffers
+    for a, b in zip((out1, h1, c1), kept):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    out, (h, c) = layer(x1)
+    loss = out.sum() + c.sum()
+    first = torch.autograd.grad(loss, list(layer.parameters()), retain_graph=True)
+    for _ in range(3):  # other calls, forward and backward, in between
+        o, (_, cc) = layer(x2)
+        (o.sum() + cc.sum()).backward()
+    second = torch.autograd.grad(loss, list(layer.parameters()))
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)

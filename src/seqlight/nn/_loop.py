@@ -28,8 +28,10 @@ Three implementations, chosen by :func:`run` (``implementation``):
 from __future__ import annotations
 
 import functools
+import threading
 
 import torch
+from torch import Tensor
 
 from seqlight.nn._fused import autocast_dtype
 from seqlight.nn.cells import Cell
@@ -39,61 +41,112 @@ __all__ = ["run", "LOOP_IMPLEMENTATIONS"]
 LOOP_IMPLEMENTATIONS = ("auto", "function", "autograd")
 
 
-class _Recurrence(torch.autograd.Function):
-    """The loop with each cell's hand-written backward step, feature-major (:mod:`seqlight.nn.cells`).
+class _Pool:
+    """Buffers kept from one call to the next: a fresh tensor's pages are faulted in (and zeroed by the kernel) at
+    first touch, which on the IMDB shape cost more than the loop's arithmetic. A buffer is taken for a call and
+    given back when nothing can read it any more: at once without a graph, else when the graph node that saved it
+    is freed (:class:`_GiveBack`), so a graph kept with ``retain_graph=True`` keeps its buffers."""
 
-    ``xw``: ``G*H * T * B`` contiguous values laid out ``(G*H, T, B)`` (any shape, e.g. the ``(G*H, T*B)`` of
-    one matmul); it is overwritten with the gates' activations (marked dirty and returned as a fourth output,
-    which callers drop), so it must not be a view. States ``(H, B)`` (``h0``, ``c0`` and the outputs), ``rmask
-    (G, H, B)``, ``steps (T, 1, B)``. Returns ``(hs (H, T, B), h_T, c_T or None, xw)``.
+    def __init__(self, per_key: int = 4) -> None:
+        self.per_key, self.free, self.lock = per_key, {}, threading.Lock()
+
+    def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        key = (shape, like.dtype, like.device)
+        with self.lock:
+            free = self.free.get(key)
+            if free:
+                return free.pop()
+        return like.new_empty(shape)
+
+    def give(self, *tensors: Tensor | None) -> None:
+        with self.lock:
+            for t in tensors:
+                if t is not None:
+                    free = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
+                    if len(free) < self.per_key:
+                        free.append(t)
+
+
+_POOL = _Pool()
+
+
+class _GiveBack:
+    """Held by a graph node (``ctx``): gives its buffers back to the pool when the node is freed."""
+
+    def __init__(self, *tensors: Tensor | None) -> None:
+        self.tensors = tensors
+
+    def __del__(self) -> None:
+        _POOL.give(*self.tensors)
+
+
+class _Recurrence(torch.autograd.Function):
+    """The input projections and the loop, with each cell's hand-written backward step, feature-major
+    (:mod:`seqlight.nn.cells`).
+
+    ``x``: the (dropout-masked) inputs ``(in, T*B)``, time-major columns, or ``(G, in, T*B)`` with one input
+    mask per gate; ``w_ih (G*H, in)``, ``b_ih (G*H,)`` or None (both folded, :meth:`Cell.fold`). States ``(H,
+    B)`` (``h0``, ``c0`` and the outputs), ``rmask (G, H, B)``, ``steps (T, 1, B)``. Returns ``(hs (H, T, B),
+    h_T, c_T or None)``.
     """
 
     @staticmethod
-    def forward(ctx, cell: Cell, xw, w_hh, b_hh, h0, c0, rmask, steps):
+    def forward(ctx, cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask, steps):
         H, B = h0.shape
-        GH = w_hh.shape[0]
-        T = xw.numel() // (GH * B)
-        x3 = xw.view(GH, T, B)
+        GH, G = w_hh.shape[0], cell.gates
+        T = x.shape[-1] // B
+        x3 = _POOL.take((GH, T, B), x)  # the input projections, overwritten with the gates by the steps
+        if x.dim() == 2 and b_ih is None:
+            torch.mm(w_ih, x, out=x3.view(GH, T * B))
+        elif x.dim() == 2:
+            torch.addmm(b_ih.unsqueeze(1), w_ih, x, out=x3.view(GH, T * B))
+        elif b_ih is None:
+            torch.bmm(w_ih.view(G, H, -1), x, out=x3.view(G, H, T * B))
+        else:
+            torch.baddbmm(b_ih.view(G, H, 1), w_ih.view(G, H, -1), x, out=x3.view(G, H, T * B))
         P = cell.prepare(w_hh, b_hh, rmask)
-        buf = cell.buffers(T, B, H, xw)
+        buf = [_POOL.take(shape, x) for shape in cell.buffer_shapes(T, B, H)]
         buf_t = [b.unbind(1) for b in buf]
-        x = cell.blocks(x3)
-        hs = xw.new_empty(H, T + 1, B)  # hs[:, t]: the state before step t
+        xs = cell.blocks(x3)
+        hs = x.new_empty(H, T + 1, B)  # hs[:, t]: the state before step t; a part of the output
         hs[:, 0] = h0
         hs_t = hs.unbind(1)
         cs, cs_t = None, [None] * (T + 1)
         if cell.has_cell_state:
-            cs = xw.new_empty(H, T + 1, B)
+            cs = _POOL.take((H, T + 1, B), x)
             cs[:, 0] = c0
             cs_t = cs.unbind(1)
         keep = None if steps is None else (steps > 0).unbind(0)
         step = cell.step
         for t in range(T):
             if keep is None:
-                step(P, t, x, hs_t[t], cs_t[t], buf_t, hs_t[t + 1], cs_t[t + 1])
+                step(P, t, xs, hs_t[t], cs_t[t], buf_t, hs_t[t + 1], cs_t[t + 1])
             else:
-                h_new, c_new = step(P, t, x, hs_t[t], cs_t[t], buf_t, None, None)
+                h_new, c_new = step(P, t, xs, hs_t[t], cs_t[t], buf_t, None, None)
                 torch.where(keep[t], h_new, hs_t[t], out=hs_t[t + 1])
                 if cs is not None:
                     torch.where(keep[t], c_new, cs_t[t], out=cs_t[t + 1])
-        ctx.cell = cell
-        ctx.mark_dirty(xw)
-        ctx.save_for_backward(w_hh, b_hh, rmask, steps, hs, cs, xw, *buf)
-        return hs[:, 1:], hs_t[T], (None if cs is None else cs_t[T]), xw
+        c_T = None if cs is None else cs_t[T].clone()
+        if any(ctx.needs_input_grad):
+            ctx.cell = cell
+            ctx.save_for_backward(x, w_ih, b_ih, w_hh, b_hh, rmask, steps, hs, cs, x3, *buf)
+            ctx.give_back = _GiveBack(x3, cs, *buf)
+        else:
+            _POOL.give(x3, cs, *buf)
+        return hs[:, 1:], hs_t[T], c_T
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, d_out, d_h, d_c, d_gates):
-        del d_gates  # the gates output is dropped by the callers
+    def backward(ctx, d_out, d_h, d_c):
         cell: Cell = ctx.cell
-        w_hh, b_hh, rmask, steps, hs, cs, xw, *buf = ctx.saved_tensors
+        x, w_ih, b_ih, w_hh, b_hh, rmask, steps, hs, cs, x3, *buf = ctx.saved_tensors
         H, T, B = hs.shape[0], hs.shape[1] - 1, hs.shape[2]
-        GH = w_hh.shape[0]
+        GH, G = w_hh.shape[0], cell.gates
         P = cell.prepare(w_hh, b_hh, rmask)
-        d_pre = hs.new_empty(GH, T, B)  # == the gradient of xw
+        d_pre = _POOL.take((GH, T, B), hs)  # the gradient of the input projections
         d_w = torch.zeros_like(w_hh)
-        gbuf = cell.grad_buffers(T, B, H, hs)
-        hs_t, x, d = hs.unbind(1), cell.blocks(xw.view(GH, T, B)), cell.blocks(d_pre)
+        gbuf = [_POOL.take(shape, hs) for shape in cell.grad_buffer_shapes(T, B, H)]
+        hs_t, xs, d = hs.unbind(1), cell.blocks(x3), cell.blocks(d_pre)
         cs_t = None if cs is None else cs.unbind(1)
         buf_t, gbuf_t = [b.unbind(1) for b in buf], [g.unbind(1) for g in gbuf]
         d_out_t = None if d_out is None else d_out.unbind(1)
@@ -107,7 +160,7 @@ class _Recurrence(torch.autograd.Function):
             if d_out_t is not None:
                 dh = dh + d_out_t[t]
             if steps_t is None:
-                dh, dc = step_backward(P, t, dh, dc, hs_t, cs_t, x, buf_t, gbuf_t, d, d_w)
+                dh, dc = step_backward(P, t, dh, dc, hs_t, cs_t, xs, buf_t, gbuf_t, d, d_w)
             else:  # a masked step passes the state's gradient through, and its cell step gets none
                 m = steps_t[t]
                 dh_step = dh * m
@@ -116,14 +169,29 @@ class _Recurrence(torch.autograd.Function):
                 if dc is not None:
                     dc_step = dc * m
                     dc_keep = dc - dc_step
-                dh, dc = step_backward(P, t, dh_step, dc_step, hs_t, cs_t, x, buf_t, gbuf_t, d, d_w)
+                dh, dc = step_backward(P, t, dh_step, dc_step, hs_t, cs_t, xs, buf_t, gbuf_t, d, d_w)
                 dh = dh + dh_keep
                 if dc is not None:
                     dc = dc + dc_keep
         d_b = cell.finish_backward(P, hs, buf, gbuf, d_pre, d_w)
+        # the input projections' gradients
+        d_x = d_w_ih = d_b_ih = None
+        if x.dim() == 2:
+            d2 = d_pre.view(GH, T * B)
+            if ctx.needs_input_grad[1]:
+                d_x = torch.mm(w_ih.t(), d2)
+            d_w_ih = torch.mm(d2, x.t())
+            d_b_ih = None if b_ih is None else d2.sum(1)
+        else:
+            d3, w3 = d_pre.view(G, H, T * B), w_ih.view(G, H, -1)
+            if ctx.needs_input_grad[1]:
+                d_x = torch.bmm(w3.transpose(1, 2), d3)
+            d_w_ih = torch.bmm(d3, x.transpose(1, 2)).view(GH, -1)
+            d_b_ih = None if b_ih is None else d3.sum(2).view(GH)
+        _POOL.give(d_pre, *gbuf)
         if b_hh is None:
             d_b = None
-        return None, d_pre.view(xw.shape), d_w, d_b, dh, dc, None, None
+        return None, d_x, d_w_ih, d_b_ih, d_w, d_b, dh, dc, None, None
 
 
 @functools.cache
@@ -132,15 +200,15 @@ def _scripted(loop):
     return torch.jit.script(loop)
 
 
-def run(cell: Cell, xw, w_hh, b_hh, h0, c0, rmask=None, steps=None, implementation: str = "auto"):
-    """Run ``cell`` over the input projections ``xw``, laid out ``(G*H, T, B)`` (feature-major, see
-    :mod:`seqlight.nn.cells`; any shape with that memory, the loop may overwrite it); return ``(output (B, T,
-    H), h_T (B, H), c_T (B, H) or None)``.
+def run(cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask=None, steps=None, implementation: str = "auto"):
+    """Run ``cell`` on the inputs ``x``; return ``(output (B, T, H), h_T (B, H), c_T (B, H) or None)``.
 
-    ``w_hh (G*H, H)``; ``b_hh``: the cell's recurrent bias (``c_n (H,)`` for :class:`~seqlight.nn.cells.GRUCell`
-    after its ``fold``) or None; ``h0``/``c0 (B, H)`` (``c0`` for cells with a cell state, else None);
-    ``rmask``: per-sample recurrent dropout masks ``(G, B, H)`` or None; ``steps``: ``(T, B, 1)`` float, 1 for a
-    real step, 0 for a masked one, or None. ``implementation``: see the module docstring.
+    ``x``: ``(in, T*B)`` (column ``t*B + b`` is step ``t`` of sequence ``b``), or ``(G, in, T*B)`` with one
+    input dropout mask per gate; ``w_ih (G*H, in)``, ``b_ih (G*H,)`` or None, ``w_hh (G*H, H)``, ``b_hh``: the
+    cell's own recurrent bias or None, all after :meth:`~seqlight.nn.cells.Cell.fold`; ``h0``/``c0 (B, H)``
+    (``c0`` for cells with a cell state, else None); ``rmask``: per-sample recurrent dropout masks ``(G, B, H)``
+    or None; ``steps``: ``(T, B, 1)`` float, 1 for a real step, 0 for a masked one, or None.
+    ``implementation``: see the module docstring.
     """
     if implementation not in LOOP_IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {LOOP_IMPLEMENTATIONS}, got {implementation!r}")
@@ -156,18 +224,21 @@ def run(cell: Cell, xw, w_hh, b_hh, h0, c0, rmask=None, steps=None, implementati
         hand = False
     else:
         # the same autocast check as the fused path's (works on "meta" tensors too)
-        hand = not tracing and cell.has_hand_backward() and autocast_dtype(xw.device.type) is None
+        hand = not tracing and cell.has_hand_backward() and autocast_dtype(x.device.type) is None
     if hand:
-        if xw._is_view() or (xw.is_leaf and xw.requires_grad):
-            xw = xw.clone()  # the loop overwrites xw with the gates: it takes a tensor of its own
         rm = None if rmask is None else rmask.transpose(1, 2).contiguous()
         st = None if steps is None else steps.transpose(1, 2).contiguous()
         c0t = None if c0 is None else c0.t()
-        hs, h, c, _ = _Recurrence.apply(cell, xw, w_hh, b_hh, h0.t(), c0t, rm, st)
+        hs, h, c = _Recurrence.apply(cell, x, w_ih, b_ih, w_hh, b_hh, h0.t(), c0t, rm, st)
         return hs.permute(2, 1, 0), h.t(), (None if c is None else c.t())
+    B, GH = h0.shape[0], w_hh.shape[0]
+    if x.dim() == 2:
+        xw = torch.mm(w_ih, x) if b_ih is None else torch.addmm(b_ih.unsqueeze(1), w_ih, x)
+    else:
+        w3 = w_ih.view(cell.gates, -1, x.shape[1])
+        xw = torch.bmm(w3, x) if b_ih is None else torch.baddbmm(b_ih.view(cell.gates, -1, 1), w3, x)
+    xw = xw.reshape(GH, -1, B).permute(1, 2, 0)  # (T, B, G*H) for the plain loops
     loop = _scripted(cell.loop) if tracing else cell.loop
     act, ract = cell.core_names()
-    B = h0.shape[0]
-    xw = xw.reshape(w_hh.shape[0], -1, B).permute(1, 2, 0)  # (T, B, G*H)
     out, h, c = loop(xw, w_hh, b_hh, h0, h0 if c0 is None else c0, rmask, steps, act, ract)
     return out.transpose(0, 1), h, (c if c0 is not None else None)

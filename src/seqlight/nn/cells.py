@@ -142,8 +142,8 @@ class Cell:
         H = xw.shape[0] // self.gates
         return [xw.unbind(1)] + [xw[a * H : b * H].unbind(1) for a, b in self.block_gates]
 
-    def buffers(self, T: int, B: int, H: int, like: Tensor) -> list[Tensor]:
-        """Preallocated ``(., T, B)`` tensors the forward step fills and the backward step reads."""
+    def buffer_shapes(self, T: int, B: int, H: int) -> list[tuple[int, ...]]:
+        """The ``(., T, B)`` buffers the forward step fills and the backward step reads (the loop provides them)."""
         return []
 
     def prepare(self, w_hh: Tensor, b_hh: Tensor | None, rmask: Tensor | None):
@@ -162,8 +162,8 @@ class Cell:
         (``hs[t]`` before step ``t``), ``x``: :meth:`blocks` of ``xw`` as the forward steps left it."""
         raise NotImplementedError
 
-    def grad_buffers(self, T: int, B: int, H: int, like: Tensor) -> list[Tensor]:
-        """Preallocated ``(., T, B)`` tensors the backward steps fill (unbound along time for them)."""
+    def grad_buffer_shapes(self, T: int, B: int, H: int) -> list[tuple[int, ...]]:
+        """The ``(., T, B)`` buffers the backward steps fill (unbound along time for them)."""
         return []
 
     def finish_backward(self, P, hs: Tensor, buf, gbuf, d_pre: Tensor, d_w: Tensor) -> Tensor | None:
@@ -273,8 +273,8 @@ class LSTMCell(Cell):
     def fused_kernel(self):
         return torch._VF.lstm if (self.activation, self.recurrent_activation) == ("tanh", "sigmoid") else None
 
-    def buffers(self, T, B, H, like):
-        return [like.new_empty(H, T, B)]  # activation(c'); the gates stay in xw
+    def buffer_shapes(self, T, B, H):
+        return [(H, T, B)]  # activation(c'); the gates stay in xw
 
     def step(self, P, t, x, h, c, buf, h_out, c_out):
         P.forward_(x[0][t], h)  # the gates' pre-activations, in place
@@ -368,8 +368,8 @@ class GRUCell(Cell):
         P.bias = (b_hh if b_hh is not None else w_hh.new_zeros(H)).view(H, 1)
         return P
 
-    def buffers(self, T, B, H, like):
-        return [like.new_empty(H, T, B), like.new_empty(H, T, B)]  # h U_n + c_n; h - n
+    def buffer_shapes(self, T, B, H):
+        return [(H, T, B), (H, T, B)]  # h U_n + c_n; h - n
 
     def step(self, P, t, x, h, c, buf, h_out, c_out):
         rz, n = P.forward_(x[1][t], h), x[4][t]
@@ -379,8 +379,8 @@ class GRUCell(Cell):
         hmn = torch.sub(h, n, out=buf[1][t])
         return torch.addcmul(n, x[3][t], hmn, out=h_out), None
 
-    def grad_buffers(self, T, B, H, like):
-        return [like.new_empty(H, T, B)]  # the gradient of h U_n + c_n
+    def grad_buffer_shapes(self, T, B, H):
+        return [(H, T, B)]  # the gradient of h U_n + c_n
 
     def step_backward(self, P, t, dh, dc, hs, cs, x, buf, gbuf, d, d_w):
         r, z, n, hh_n, hmn, h = x[2][t], x[3][t], x[4][t], buf[0][t], buf[1][t], hs[t]
@@ -452,8 +452,8 @@ class GRUResetBeforeCell(Cell):
         P.n = _Recurrent(w_hh[2 * H :], None if rmask is None else rmask[2:])  # n, on r * h
         return P
 
-    def buffers(self, T, B, H, like):
-        return [like.new_empty(H, T, B), like.new_empty(H, T, B)]  # r * (h * m_n); h - n
+    def buffer_shapes(self, T, B, H):
+        return [(H, T, B), (H, T, B)]  # r * (h * m_n); h - n
 
     def step(self, P, t, x, h, c, buf, h_out, c_out):
         rz, n = P.forward_(x[1][t], h), x[4][t]

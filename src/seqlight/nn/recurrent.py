@@ -537,21 +537,18 @@ class KerasRecurrent(nn.Module):
             w_hh = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
             rec_mask = None
         w_ih, b_ih, w_hh, b_hh = cell.fold(w_ih, b_ih, w_hh, b_hh)
-        # The input projections, feature-major (G*H, T, B): one matmul W_ih X with X (in, T*B), not a view (the
-        # loop overwrites it with the gates).
-        x = x.permute(2, 1, 0)  # (in, T, B)
+        # The inputs time-major, as columns (in, T*B) (column t*B + b: step t of sequence b): the loop computes
+        # the input projections W_ih X in one matmul, feature-major (G*H, T, B), see seqlight.nn.cells.
+        x = x.transpose(0, 1)  # (T, B, in)
         if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate: one matmul per gate
-            xm = (x.unsqueeze(0) * in_mask.permute(0, 2, 1).unsqueeze(2)).reshape(G, -1, T * B)  # (G, in, T*B)
-            w3 = w_ih.view(G, H, -1)
-            xw = torch.bmm(w3, xm) if b_ih is None else torch.baddbmm(b_ih.view(G, H, 1), w3, xm)
+            x = (x.unsqueeze(0) * in_mask.unsqueeze(1)).reshape(G, T * B, -1).transpose(1, 2)
         else:
             if in_mask is not None:
-                x = x * in_mask.t().unsqueeze(1)
-            x = x.reshape(-1, T * B)
-            xw = torch.mm(w_ih, x) if b_ih is None else torch.addmm(b_ih.unsqueeze(1), w_ih, x)
-        loop_steps = None if steps is None else steps.t().unsqueeze(-1).to(xw.dtype)  # (T, B, 1)
+                x = x * in_mask
+            x = x.reshape(T * B, -1).t()
+        loop_steps = None if steps is None else steps.t().unsqueeze(-1).to(x.dtype)  # (T, B, 1)
         implementation = self.implementation if self.implementation in _loop.LOOP_IMPLEMENTATIONS else "auto"
-        return _loop.run(cell, xw, w_hh, b_hh, state[0], state[1], rec_mask, loop_steps, implementation)
+        return _loop.run(cell, x, w_ih, b_ih, w_hh, b_hh, state[0], state[1], rec_mask, loop_steps, implementation)
 
     # ------------------------------------------------------------------ Keras weights
     def load_keras_weights(self, weights) -> None:
