@@ -81,3 +81,26 @@ def test_gpu_benchmark_cpu_smoke_run(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     (line,) = [ln for ln in p.stdout.splitlines() if ln.startswith("jena_dense")]
     assert "FAILED" not in line and "32-true" in line
+
+
+def test_recurrent_benchmark_smoke_run_prints_every_target():
+    """benchmarks/recurrent.py on tiny shapes (--smoke): every variant runs, every target of issue 10 is printed
+    with its ratio and PASS or MISS, with the load average (the values themselves mean nothing here)."""
+    script = SCRIPT.parent / "recurrent.py"
+    p = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--threads", "1", "--rounds", "1", "--iters", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout
+    assert "load average before" in out and "targets at 1 thread (best rounds; load average" in out
+    lines = [line for line in out.splitlines() if line.rstrip().endswith(("PASS", "MISS"))]
+    for what in (
+        "LSTM, Keras 2.0.8 (hard_sigmoid, loop) / torch.nn.LSTM",
+        "GRU, Keras 2.0.8 (hard_sigmoid, reset before) / torch.nn.GRU",
+        "GRU, Keras 2.0.8 + dropout+rec. dropout 0.2 / torch.nn.GRU",
+        "LSTM, Keras 2.0.8, masked (pre-padded) / same layer unmasked",
+        "GRU, Keras 2.0.8, masked (pre-padded) / same layer unmasked",
+        "GRU, nn.GRU's semantics on the custom loop / torch.nn.GRU",
+    ):
+        assert any(line.strip().startswith(what) for line in lines), what
