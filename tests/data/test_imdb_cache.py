@@ -245,6 +245,14 @@ def test_keras_preprocessing_oracle_on_the_cached_path(data_dir):
     k.fit_on_texts(train)
     raw = _raw(data_dir)
     assert raw.cache_hit is True
+    ours = Tokenizer(num_words=120)  # (checked against keras-preprocessing in tests/text)
+    ours.fit_on_texts(train)
+    kept = raw.preprocessing.tokenizer  # what the checkpoint keeps, rebuilt from its JSON
+    for name in ("num_words", "document_count", "filters", "lower", "split", "char_level", "oov_token"):
+        assert getattr(kept, name) == getattr(ours, name), name
+    for name in ("word_index", "word_counts", "word_docs", "index_docs", "index_word"):
+        assert dict(getattr(kept, name)) == dict(getattr(ours, name)), name
+    assert list(kept.word_counts) == list(ours.word_counts)  # first-appearance order, which ties follow
     idx = np.arange(len(train))
     np.random.RandomState(1337).shuffle(idx)
     x = pad_sequences(k.texts_to_sequences(train), maxlen=30)
@@ -262,3 +270,21 @@ def test_keras_preprocessing_oracle_on_the_cached_path(data_dir):
     np.testing.assert_array_equal(keras.val_set.tensors[1].numpy(), ya[96:])
     np.testing.assert_array_equal(keras.test_set.tensors[0].numpy(), pad_sequences(xb, maxlen=40))
     assert keras.raw_word_index == k_all.word_index
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+def test_ragged_operations_equal_their_list_versions(padding, truncating):
+    rng = np.random.RandomState(0)
+    seqs = [list(rng.randint(1, 50, size=rng.choice([0, 1, 3, 9, 20]))) for _ in range(300)]
+    r = imdb_keras.Ragged.from_lists(seqs)
+    assert r.to_lists() == seqs and r.values.dtype == np.int32
+    for maxlen in (1, 5, 20, 25):
+        got = r.pad(maxlen, padding=padding, truncating=truncating)
+        np.testing.assert_array_equal(got, pad_sequences(seqs, maxlen=maxlen, padding=padding, truncating=truncating))
+        assert got.dtype == np.int32
+    rows = rng.permutation(300)[:120]
+    assert r.take(rows).to_lists() == [seqs[i] for i in rows]
+    assert r.reversed_rows().to_lists() == [s[::-1] for s in seqs]
+    assert r.keep_values(r.values % 3 == 0).to_lists() == [[w for w in s if w % 3 == 0] for s in seqs]
+    assert imdb_keras.Ragged.from_lists([]).pad(4).shape == (0, 4)

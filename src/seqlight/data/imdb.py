@@ -323,7 +323,7 @@ class ImdbDataModule(_ImdbBase):
         self.seed = seed
         self.glove = glove
         self._embedding_dim = embedding_dim
-        self.tokenizer: Tokenizer | None = None
+        self._tokenizer: Tokenizer | None = None
         self.embedding_matrix: np.ndarray | None = None
         self.coverage = None
         self._root: Path | None = None
@@ -344,6 +344,18 @@ class ImdbDataModule(_ImdbBase):
     @property
     def maxlen(self) -> int:
         return self._maxlen
+
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        """The Tokenizer fitted on the training reviews (after ``setup``), built from :attr:`preprocessing`'s
+        JSON when first asked for (a warm start needs only the word index)."""
+        if self._tokenizer is None and self.preprocessing is not None:
+            self._tokenizer = self.preprocessing.tokenizer
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value: Tokenizer | None) -> None:
+        self._tokenizer = value
 
     @property
     def embedding_dim(self) -> int:
@@ -397,11 +409,12 @@ class ImdbDataModule(_ImdbBase):
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare_data()
-        if self.tokenizer is None:
+        if self.train_set is None:
             corpus = self._acl_corpus(self._root)
-            self.tokenizer = corpus.tokenizer(self.num_words)
+            word_index = corpus.word_index()
+            self.preprocessing = TextPreprocessing(corpus.tokenizer_json_for(self.num_words), maxlen=self.maxlen)
             self._test_sequences, self._test_labels = corpus.x_test, corpus.y_test
-            rank_zero_info(f"Found {len(self.tokenizer.word_index)} unique tokens ({self.source_description}).")
+            rank_zero_info(f"Found {len(word_index)} unique tokens ({self.source_description}).")
             data, labels = self._padded(corpus.x_train), corpus.y_train
             del corpus
             indices = np.arange(len(data))
@@ -421,12 +434,11 @@ class ImdbDataModule(_ImdbBase):
             tr, va = indices[:n_train], indices[n_train : n_train + n_val]
             self.train_set = _tensors(data[tr], labels[tr])
             self.val_set = _tensors(data[va], labels[va])
-            self.preprocessing = TextPreprocessing(self.tokenizer.to_json(), maxlen=self.maxlen)
             path = self._glove_path()
             if path is not None:
                 vectors = load_glove(path, dim=self.embedding_dim)
-                self.embedding_matrix = embedding_matrix(self.tokenizer.word_index, vectors, self.num_words)
-                self.coverage = embedding_coverage(self.tokenizer.word_index, vectors, self.num_words)
+                self.embedding_matrix = embedding_matrix(word_index, vectors, self.num_words)
+                self.coverage = embedding_coverage(word_index, vectors, self.num_words)
                 rank_zero_info(f"GloVe {path}: {len(vectors)} word vectors, {self.coverage}")
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = _tensors(self._padded(self._test_sequences), self._test_labels)

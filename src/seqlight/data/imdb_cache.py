@@ -79,6 +79,15 @@ class TokenizedCorpus:
     def word_index(self) -> dict[str, int] | None:
         return json.loads(self.word_index_json) if self.word_index_json else None
 
+    def tokenizer_json_for(self, num_words: int | None) -> str:
+        """The fitted tokenizer's JSON with ``num_words`` set, without building the Tokenizer (its JSON holds
+        the count dictionaries as strings: only the small outer object is parsed and written again)."""
+        if not self.tokenizer_json:
+            raise ValueError("this corpus was not made by a Tokenizer")
+        outer = json.loads(self.tokenizer_json)
+        outer["config"]["num_words"] = num_words
+        return json.dumps(outer, ensure_ascii=False)
+
     def tokenizer(self, num_words: int | None) -> Tokenizer:
         """The fitted tokenizer, with ``num_words`` set (the entry keeps it with all words)."""
         if not self.tokenizer_json:

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from seqlight.data.imdb_files import read_acl_imdb
-from seqlight.text import Tokenizer, pad_sequences
+from seqlight.text import Tokenizer
 
 __all__ = ["Ragged", "keras_imdb_from_acl", "keras_imdb_load_data", "load_data_ragged"]
 
@@ -84,6 +84,11 @@ class Ragged:
         # one view per row and one copy: leaner than index arithmetic over every value (int64 temporaries)
         return Ragged.from_lengths(np.concatenate(list(map(v.__getitem__, map(slice, starts, ends)))), lengths)
 
+    def rows_between(self, start: int, stop: int) -> Ragged:
+        """Rows ``start`` to ``stop - 1``, as views of this one's arrays."""
+        o = self.offsets[start : stop + 1]
+        return Ragged(self.values[o[0] : o[-1]], o - o[0])
+
     def reversed_rows(self) -> Ragged:
         """Every row reversed (the book's ``x[::-1]``)."""
         if not len(self):
@@ -105,13 +110,20 @@ class Ragged:
         return [r.tolist() for r in self.rows()]
 
     def pad(self, maxlen: int, padding: str = "pre", truncating: str = "pre", value: int = 0) -> np.ndarray:
-        """:func:`seqlight.text.pad_sequences` of the rows: ``(len(self), maxlen)`` int32."""
-        return pad_sequences(self.rows(), maxlen=maxlen, padding=padding, truncating=truncating, value=value)
-
-    @staticmethod
-    def concatenate(parts: Sequence[Ragged]) -> Ragged:
-        lengths = np.concatenate([p.lengths for p in parts])
-        return Ragged.from_lengths(np.concatenate([p.values for p in parts]), lengths)
+        """:func:`seqlight.text.pad_sequences` of the rows: ``(len(self), maxlen)`` int32, built row by row
+        with slices (no per-value index arrays, no copy of the rows first)."""
+        if padding not in ("pre", "post") or truncating not in ("pre", "post"):
+            raise ValueError(f"padding and truncating must be 'pre' or 'post', got {padding!r}, {truncating!r}")
+        out = np.full((len(self), maxlen), value, dtype=np.int32)
+        lengths = self.lengths
+        kept = np.minimum(lengths, maxlen)
+        src = self.offsets[:-1] + (lengths - kept if truncating == "pre" else 0)
+        dst = maxlen - kept if padding == "pre" else np.zeros_like(kept)
+        v = self.values
+        for row, (s, d, k) in enumerate(zip(src.tolist(), dst.tolist(), kept.tolist())):
+            if k:
+                out[row, d : d + k] = v[s : s + k]
+        return out
 
 
 def _as_ragged(x) -> Ragged:
@@ -150,25 +162,25 @@ def load_data_ragged(
         rng.shuffle(p_test)
     else:
         raise ValueError(f"shuffle must be 'keras2.0' or 'keras2.2', got {shuffle!r}")
-    xs = Ragged.concatenate([x_train.take(p_train), x_test.take(p_test)])
     labels = np.concatenate([y_train[p_train], y_test[p_test]])
-    is_train = np.arange(len(xs)) < len(x_train)
-    top = int(xs.values.max()) if xs.values.size else 0
+    is_train = np.arange(len(p_train) + len(p_test)) < len(x_train)
+    top = max((int(x.values.max()) for x in (x_train, x_test) if x.values.size), default=0)
     if top + index_from >= 2**31 or (start_char or 0) >= 2**31 or (oov_char or 0) >= 2**31:
         raise ValueError("word indices beyond int32")
-    values = xs.values + np.int32(index_from)  # a new int32 array
-    lengths = xs.lengths
+    # the shuffled rows of both sets, shifted by index_from, each after its start_char: one copy, from views
+    pieces = []
+    for x, perm in ((x_train, p_train), (x_test, p_test)):
+        shifted = x.values + np.int32(index_from) if index_from else x.values
+        starts, ends = x.offsets[:-1][perm].tolist(), x.offsets[1:][perm].tolist()
+        pieces.extend(map(shifted.__getitem__, map(slice, starts, ends)))
+    lengths = np.concatenate([x_train.lengths[p_train], x_test.lengths[p_test]])
     if start_char is not None:  # one more value in front of every row
-        lengths = lengths + 1
-        offsets = np.zeros(len(xs) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        out = np.empty(offsets[-1], dtype=np.int32)
-        slot = np.ones(len(out), dtype=bool)
-        slot[offsets[:-1]] = False
-        out[slot] = values
-        out[offsets[:-1]] = start_char
-        values = out
-        del slot
+        start = np.array([start_char], dtype=np.int32)
+        pieces = [p for row in pieces for p in (start, row)]
+        lengths += 1
+    values = np.concatenate(pieces) if pieces else np.empty(0, np.int32)
+    values = values.astype(np.int32, copy=False)
+    del pieces
     if maxlen:
         keep_rows = lengths < maxlen
         if not keep_rows.any():
@@ -178,16 +190,17 @@ def load_data_ragged(
             labels, is_train = labels[keep_rows], is_train[keep_rows]
     if not num_words:
         num_words = int(values.max()) if values.size else 1
-    in_range = values >= skip_top
-    in_range &= values < num_words
+    in_range = values < num_words
+    if skip_top:
+        in_range &= values >= skip_top
     if oov_char is not None:
-        values[~in_range] = oov_char
+        np.putmask(values, ~in_range, oov_char)
         out = Ragged.from_lengths(values, lengths)
     else:
         out = Ragged.from_lengths(values, lengths).keep_values(in_range)
     del in_range
     n = int(is_train.sum())
-    return (out.take(np.arange(n)), labels[:n]), (out.take(np.arange(n, len(out))), labels[n:])
+    return (out.rows_between(0, n), labels[:n]), (out.rows_between(n, len(out)), labels[n:])
 
 
 def keras_imdb_load_data(
