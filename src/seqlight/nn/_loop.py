@@ -127,6 +127,7 @@ class _Recurrence(torch.autograd.Function):
                 if cs is not None:
                     torch.where(keep[t], c_new, cs_t[t], out=cs_t[t + 1])
         c_T = None if cs is None else cs_t[T].clone()
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None (no zeros to add at every step)
         if any(ctx.needs_input_grad):
             ctx.cell = cell
             ctx.save_for_backward(x, w_ih, b_ih, w_hh, b_hh, rmask, steps, hs, cs, x3, *buf)
@@ -225,6 +226,9 @@ def run(cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask=None, steps=None, i
     else:
         # the same autocast check as the fused path's (works on "meta" tensors too)
         hand = not tracing and cell.has_hand_backward() and autocast_dtype(x.device.type) is None
+    rmask = cell.order_gates(rmask)  # the masks in the loop's gate order, as fold put the weights
+    if x.dim() == 3:
+        x = cell.order_gates(x)
     if hand:
         rm = None if rmask is None else rmask.transpose(1, 2).contiguous()
         st = None if steps is None else steps.transpose(1, 2).contiguous()

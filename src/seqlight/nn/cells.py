@@ -99,6 +99,9 @@ class Cell:
     loop: Callable
     #: the row blocks ``(first gate, end gate)`` whose per-step views the steps use (:meth:`blocks`)
     block_gates: tuple[tuple[int, int], ...] = ()
+    #: the order of the gates inside the loop, as storage indices (None: the storage order); :meth:`fold` puts
+    #: the weights in it and :meth:`order_gates` the masks, so that gates sharing an activation are adjacent
+    gate_order: tuple[int, ...] | None = None
 
     def __init__(self, activation: str = "tanh", recurrent_activation: str = "sigmoid") -> None:
         self.activation, self.recurrent_activation = activation, recurrent_activation
@@ -124,7 +127,13 @@ class Cell:
 
     # -------------------------------------------------------------- folding the activations' affine maps
     def fold(self, w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
-        """The weights with each gate's ``scale * a + shift`` folded in (autograd ops, before the loop)."""
+        """The weights with each gate's ``scale * a + shift`` folded in and the gates in :attr:`gate_order`
+        (autograd ops, before the loop)."""
+        w_ih, b_ih, w_hh, b_hh = self._fold_affine(w_ih, b_ih, w_hh, b_hh)
+        H = w_hh.shape[1]
+        return tuple(self.order_gates(w, block=H) for w in (w_ih, b_ih, w_hh, b_hh))
+
+    def _fold_affine(self, w_ih, b_ih, w_hh, b_hh):
         acts = [self.ract if r else self.act for r in self.gate_is_recurrent]
         if not any(a.affine for a in acts):
             return w_ih, b_ih, w_hh, b_hh
@@ -134,6 +143,12 @@ class Cell:
         b_ih = shift if b_ih is None else torch.addcmul(shift, b_ih, scale)
         s = scale.unsqueeze(1)
         return w_ih * s, b_ih, w_hh * s, (None if b_hh is None else b_hh * scale)
+
+    def order_gates(self, t: Tensor | None, dim: int = 0, block: int = 1) -> Tensor | None:
+        """``t`` with its gates (``block`` rows each along ``dim``) in :attr:`gate_order`."""
+        if t is None or self.gate_order is None:
+            return t
+        return torch.cat([t.narrow(dim, g * block, block) for g in self.gate_order], dim)
 
     # -------------------------------------------------------------- the step
     def blocks(self, xw: Tensor) -> list[tuple[Tensor, ...]]:
@@ -233,7 +248,8 @@ def _lstm_loop(
     act: str,
     ract: str,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``i, f, o = ract(.)``, ``g = act(.)``, ``c' = f c + i g``, ``h' = o act(c')``."""
+    """``i, f, o = ract(.)``, ``g = act(.)``, ``c' = f c + i g``, ``h' = o act(c')``; gates in the loop's order
+    i, f, o, g (:attr:`LSTMCell.gate_order`)."""
     T, B, GH = xw.shape
     H = GH // 4
     masked = rmask is not None
@@ -249,7 +265,7 @@ def _lstm_loop(
         else:
             a = xw[t] + h @ wt
         i, f = activate(ract, a[:, :H]), activate(ract, a[:, H : 2 * H])
-        g, o = activate(act, a[:, 2 * H : 3 * H]), activate(ract, a[:, 3 * H :])
+        o, g = activate(ract, a[:, 2 * H : 3 * H]), activate(act, a[:, 3 * H :])
         c_new = f * c + i * g
         h_new = o * activate_fn(act, c_new)
         if keep:
@@ -262,13 +278,15 @@ def _lstm_loop(
 
 
 class LSTMCell(Cell):
-    """Keras ``LSTM`` (one bias), gates i, f, g, o (Keras i, f, c, o)."""
+    """Keras ``LSTM`` (one bias), gates i, f, g, o (Keras i, f, c, o); inside the loop i, f, o, g, so that one op
+    applies the recurrent activation to the three gates that take it."""
 
     gates = 4
     has_cell_state = True
     gate_is_recurrent = (True, True, False, True)
+    gate_order = (0, 1, 3, 2)
     loop = staticmethod(_lstm_loop)
-    block_gates = ((0, 2), (0, 1), (1, 2), (2, 3), (3, 4))  # x[1] = i and f, x[2] = i, f, g, o
+    block_gates = ((0, 3), (0, 1), (1, 2), (2, 3), (3, 4))  # x[1] = i, f and o; x[2] = i, f, o, g
 
     def fused_kernel(self):
         return torch._VF.lstm if (self.activation, self.recurrent_activation) == ("tanh", "sigmoid") else None
@@ -278,21 +296,25 @@ class LSTMCell(Cell):
 
     def step(self, P, t, x, h, c, buf, h_out, c_out):
         P.forward_(x[0][t], h)  # the gates' pre-activations, in place
-        i_f, i, f, g, o = x[1][t], x[2][t], x[3][t], x[4][t], x[5][t]
-        self.ract.core_out(i_f, i_f)
+        ifo, i, f, o, g = x[1][t], x[2][t], x[3][t], x[4][t], x[5][t]
+        self.ract.core_out(ifo, ifo)
         self.act.core_out(g, g)
-        self.ract.core_out(o, o)
         c_new = torch.addcmul(f * c, i, g, out=c_out)
         tc = self.act.fn_out(c_new, buf[0][t])
         return torch.mul(o, tc, out=h_out), c_new
 
     def step_backward(self, P, t, dh, dc, hs, cs, x, buf, gbuf, d, d_w):
-        i, f, g, o, tc = x[2][t], x[3][t], x[4][t], x[5][t], buf[0][t]
+        ifo, i, f, o, g, tc = x[1][t], x[2][t], x[3][t], x[4][t], x[5][t], buf[0][t]
+        up = P.__dict__.get("up")
+        if up is None:  # the upstream gradients of i, f and o, one step: made once per backward pass
+            whole = dh.new_empty(3 * dh.shape[0], dh.shape[1])
+            up = P.up = (whole, *whole.view(3, *dh.shape).unbind(0))
         dct = self.act.fn_grad(dh * o, tc, torch.empty_like(dh)).add_(dc)
-        self.ract.grad(dct * g, i, d[2][t])
-        self.ract.grad(dct * cs[t], f, d[3][t])
-        self.act.grad(dct * i, g, d[4][t])
-        self.ract.grad(dh * tc, o, d[5][t])
+        torch.mul(dct, g, out=up[1])
+        torch.mul(dct, cs[t], out=up[2])
+        torch.mul(dh, tc, out=up[3])
+        self.ract.grad(up[0], ifo, d[1][t])
+        self.act.grad(dct * i, g, d[5][t])
         dt = d[0][t]
         P.accumulate(d_w, dt, hs[t])
         return P.backward(None, dt), dct * f
