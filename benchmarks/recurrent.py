@@ -165,25 +165,29 @@ def measure(variants, imdb: bool, rounds: int, iters: int):
             rates[i].append(r)
             ratios[i].append(r / this_round[0])
     best_ref = max(rates[0])
-    return [(max(r), max(r) / best_ref, statistics.median(q)) for r, q in zip(rates, ratios)]
+    return [(max(r), max(r) / best_ref, statistics.median(q), r) for r, q in zip(rates, ratios)]
 
 
-def targets(names, results) -> list[tuple[str, float, float, bool]]:
-    """``(what, ratio, target, met)`` per target, from the best rounds of ``results`` (one thread count)."""
-    out, ref_of = [], {}
+def targets(names, results) -> list[tuple[str, float, float, float, bool]]:
+    """``(what, median ratio, best-round ratio, target, met)`` per target (one thread count).
+
+    The verdict uses the median over rounds of the ratio within each round: the two rates of a ratio are
+    measured seconds apart, under the same load, while the best rounds of two variants may come from different
+    moments of a neighbour's activity (on a shared machine a lucky round of the reference alone moves the
+    best-round ratio by 20% and more)."""
+    out = []
     for i, (name, target, ref) in enumerate(names):
-        ref_of[name] = ref
         if target is None:
             continue
-        rate = results[i][0]
         if isinstance(target, tuple):
             other, value = target
-            base = results[[n for n, _, _ in names].index(other)][0]
+            j = [n for n, _, _ in names].index(other)
             what = f"{name} / same layer unmasked"
         else:
-            value, base = target, results[ref][0]
+            value, j = target, ref
             what = f"{name} / {names[ref][0].split(' (')[0]}"
-        out.append((what, rate / base, value, rate / base >= value))
+        paired = statistics.median(a / b for a, b in zip(results[i][3], results[j][3]))
+        out.append((what, paired, results[i][0] / results[j][0], value, paired >= value))
     return out
 
 
@@ -226,13 +230,16 @@ def main(argv: list[str] | None = None) -> None:
     for i, (name, _, _) in enumerate(names):
         line = f"{name:52s}"
         for n in args.threads:
-            rate, ratio, median_ratio = results[n][i]
+            rate, ratio, median_ratio, _ = results[n][i]
             line += f" | {rate:9.0f} {ratio:5.2f}x ({median_ratio:4.2f})"
         print(line)
     n = 1 if 1 in args.threads else args.threads[0]
-    print(f"\ntargets at {n} thread{'s' if n > 1 else ''} (best rounds; load average {load_after[0]:.2f}):")
-    for what, ratio, value, met in targets(names, results[n]):
-        print(f"  {what:78s} {ratio:5.2f}x  >= {value:.2f}x  {'PASS' if met else 'MISS'}")
+    print(
+        f"\ntargets at {n} thread{'s' if n > 1 else ''}: median over rounds of the ratio within a round "
+        f"(best rounds' ratio in brackets); load average {load_before[0]:.2f} before, {load_after[0]:.2f} after:"
+    )
+    for what, paired, best, value, met in targets(names, results[n]):
+        print(f"  {what:76s} {paired:5.2f}x ({best:4.2f})  >= {value:.2f}x  {'PASS' if met else 'MISS'}")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def test_recurrent_benchmark_smoke_run_prints_every_target():
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     out = p.stdout
-    assert "load average before" in out and "targets at 1 thread (best rounds; load average" in out
+    assert "load average before" in out and "targets at 1 thread: median over rounds" in out
     lines = [line for line in out.splitlines() if line.rstrip().endswith(("PASS", "MISS"))]
     for what in (
         "LSTM, Keras 2.0.8 (hard_sigmoid, loop) / torch.nn.LSTM",
