@@ -154,13 +154,15 @@ def measure(variants, imdb: bool, rounds: int, iters: int):
         step()
     rates = [[] for _ in variants]
     ratios = [[] for _ in variants]
-    for _ in range(rounds):
-        this_round = []
-        for step in steps:
+    for k in range(rounds):
+        # each round starts with another variant: whoever runs after the others have freed their memory pays
+        # for fresh pages, and no variant should always be that one
+        this_round = [0.0] * len(steps)
+        for i in [(k + j) % len(steps) for j in range(len(steps))]:
             t0 = time.perf_counter()
             for _ in range(iters):
-                step()
-            this_round.append(B * iters / (time.perf_counter() - t0))
+                steps[i]()
+            this_round[i] = B * iters / (time.perf_counter() - t0)
         for i, r in enumerate(this_round):
             rates[i].append(r)
             ratios[i].append(r / this_round[0])
