@@ -1,20 +1,20 @@
 """The custom recurrent loop: what runs when PyTorch's fused kernels cannot express Keras's semantics.
 
-One time loop for every cell (:mod:`seqlight.nn.cells`): the loop handles the state, padding masks and the
-saving of tensors for the backward pass; the cell does one step. Input: the input projections of every step
-``xw (T, B, G*H)``, computed before the loop in one matmul.
+One time loop for every cell (:mod:`seqlight.nn.cells`): the loop computes the input projections of every step
+(one matmul, feature-major ``(G*H, T, B)``), runs the steps, applies padding masks and keeps what the backward
+pass reads; the cell does one step, forwards and backwards.
 
 Padding masks (``steps``, ``(T, B, 1)``, 1 where a step is real): a masked step keeps the previous state,
-``h_t = h_{t-1}`` (and ``c``), and the output repeats it (Keras 3's ``RNN`` with a mask). In the backward
-pass its state gradient passes through unchanged and the cell's step gets none.
+``h_t = h_{t-1}`` (and ``c``), and the output repeats it: Keras's masking (:mod:`seqlight.nn._masks`). In the
+backward pass its state gradient passes through unchanged and the cell's step gets none.
 
 Three implementations, chosen by :func:`run` (``implementation``):
 
 - ``'function'``: :class:`_Recurrence`, a ``torch.autograd.Function`` whose backward loop calls each cell's
   hand-written :meth:`~seqlight.nn.cells.Cell.step_backward` (activation derivatives from their outputs).
   Everything the backward pass reads goes through ``ctx.save_for_backward``: the states and the cell's
-  per-step intermediates, written during the forward loop into preallocated ``(T, ...)`` buffers. It is
-  differentiable once (no double backward).
+  per-step intermediates, written during the forward loop into preallocated buffers, which a small pool keeps
+  from call to call (:class:`_Pool`). It is differentiable once (no double backward).
 - ``'autograd'``: the cell's plain loop (:attr:`~seqlight.nn.cells.Cell.loop`) recorded by autograd: used
   under autocast (where each op picks its own precision) and for activations without an output-only
   derivative (``elu``, ``softsign``). The loops are written in the subset of Python that TorchScript
