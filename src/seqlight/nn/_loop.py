@@ -47,7 +47,7 @@ class _Pool:
     given back when nothing can read it any more: at once without a graph, else when the graph node that saved it
     is freed (:class:`_GiveBack`), so a graph kept with ``retain_graph=True`` keeps its buffers."""
 
-    def __init__(self, per_key: int = 4) -> None:
+    def __init__(self, per_key: int = 2) -> None:
         self.per_key, self.free, self.lock = per_key, {}, threading.Lock()
 
     def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -77,7 +77,10 @@ class _GiveBack:
         self.tensors = tensors
 
     def __del__(self) -> None:
-        _POOL.give(*self.tensors)
+        try:
+            _POOL.give(*self.tensors)
+        except Exception:  # noqa: BLE001 - at interpreter exit the module's globals may be gone
+            pass
 
 
 class _Recurrence(torch.autograd.Function):
