@@ -288,3 +288,41 @@ def test_ragged_operations_equal_their_list_versions(padding, truncating):
     assert r.reversed_rows().to_lists() == [s[::-1] for s in seqs]
     assert r.keep_values(r.values % 3 == 0).to_lists() == [[w for w in s if w % 3 == 0] for s in seqs]
     assert imdb_keras.Ragged.from_lists([]).pad(4).shape == (0, 4)
+
+
+def test_keras_npz_is_read_once_then_from_the_cache(tmp_path, monkeypatch, calls):
+    """imdb.npz (object arrays of int lists, as Keras ships it) and imdb_word_index.json: load_data's result,
+    the word ranks in the preprocessing, and a second start that does not unpickle the file again."""
+    import hashlib
+    import json
+
+    import seqlight.data.imdb_download as imdb_download
+
+    rng = np.random.RandomState(3)
+    x_train = [list(rng.randint(1, 60, size=rng.randint(1, 30))) for _ in range(50)]
+    x_test = [list(rng.randint(1, 60, size=rng.randint(1, 30))) for _ in range(40)]
+    y_train, y_test = rng.randint(0, 2, 50), rng.randint(0, 2, 40)
+    obj = np.empty(len(x_train), dtype=object)
+    obj[:] = x_train
+    obj_test = np.empty(len(x_test), dtype=object)
+    obj_test[:] = x_test
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "imdb.npz", x_train=obj, y_train=y_train, x_test=obj_test, y_test=y_test)
+    (data / "imdb_word_index.json").write_text(json.dumps({f"w{i}": i for i in range(1, 60)}))
+    monkeypatch.setattr(
+        imdb_download, "KERAS_IMDB_SHA256", hashlib.sha256((data / "imdb.npz").read_bytes()).hexdigest()
+    )
+    loads = []
+    real_load = np.load
+    monkeypatch.setattr(np, "load", lambda *a, **kw: loads.append(kw.get("allow_pickle")) or real_load(*a, **kw))
+    kw = dict(data_dir=str(data), source="real", format="npz", download=False, num_words=40, maxlen=12)
+    first, second = KerasImdbDataModule(**kw), KerasImdbDataModule(**kw)
+    got = _data(first)
+    assert first.cache_hit is False and loads.count(True) == 1 and "imdb.npz" in first.source_description
+    _assert_same(got, _data(second))
+    assert second.cache_hit is True and loads.count(True) == 1 and calls["fit"] == 0  # no unpickling, no Tokenizer
+    (xa, ya), (xb, yb) = keras_imdb_load_data(x_train, y_train, x_test, y_test, num_words=40)
+    np.testing.assert_array_equal(second.train_set.tensors[0].numpy(), pad_sequences(xa[:40], maxlen=12))
+    np.testing.assert_array_equal(second.test_set.tensors[1].numpy(), yb)
+    assert second.preprocessing.word_ranks == {f"w{i}": i for i in range(1, 60)}

@@ -41,6 +41,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, SequentialSampler, TensorDataset
 
+from seqlight.data import imdb_download
 from seqlight.data.arguments import check_choice, check_int, check_number
 from seqlight.data.download import DownloadError
 from seqlight.data.imdb_cache import TokenizedCorpus, cached_corpus, corpus_key, tokenizer_settings
@@ -542,7 +543,8 @@ class KerasImdbDataModule(_ImdbBase):
                 arrays.update(x_test=Ragged.from_lists(f["x_test"]), y_test=f["y_test"].astype(np.int64))
             return TokenizedCorpus(**arrays)
 
-        key = corpus_key({"kind": "imdb.npz", "sha256": KERAS_IMDB_SHA256}, {})  # only the official file is read
+        # find_keras_imdb_npz only returns a file with the pinned sha256 (read here, not at import: tests pin others)
+        key = corpus_key({"kind": "imdb.npz", "sha256": imdb_download.KERAS_IMDB_SHA256}, {})
         corpus, self.cache_hit = cached_corpus(key, build, cache=self.cache)
         return corpus
 
