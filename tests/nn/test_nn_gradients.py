@@ -35,7 +35,7 @@ def test_gradcheck_custom_loop(cls, kw, masked, padded):
     cell = _layer(cls, use_fused=False, **kw).cell
     G = cell.gates
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(I, T * B, dtype=torch.float64, generator=gen, requires_grad=True)  # columns t*B + b
+    x = torch.randn(T, B, I, dtype=torch.float64, generator=gen, requires_grad=True)  # time-major
     w_ih = (0.5 * torch.randn(G * H, I, dtype=torch.float64, generator=gen)).requires_grad_()
     b_ih = torch.randn(G * H, dtype=torch.float64, generator=gen, requires_grad=True)
     w_hh = (0.5 * torch.randn(G * H, H, dtype=torch.float64, generator=gen)).requires_grad_()

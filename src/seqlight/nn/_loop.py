@@ -83,42 +83,52 @@ class _GiveBack:
             pass
 
 
+def _rows(b: Tensor | None, g: int, H: int) -> Tensor | None:
+    return None if b is None else b[g * H : (g + 1) * H]
+
+
+def _project(out: Tensor, w: Tensor, b: Tensor | None, x: Tensor) -> None:
+    """``out[t] = w x[t]^T + b`` for every step: ``out (T, R, B)``, ``w (R, in)``, ``x (T, B, in)``."""
+    wt = w.expand(x.shape[0], *w.shape)
+    if b is None:
+        torch.bmm(wt, x.transpose(1, 2), out=out)
+    else:
+        torch.baddbmm(b.view(1, -1, 1), wt, x.transpose(1, 2), out=out)
+
+
 class _Recurrence(torch.autograd.Function):
     """The input projections and the loop, with each cell's hand-written backward step, feature-major
     (:mod:`seqlight.nn.cells`).
 
-    ``x``: the (dropout-masked) inputs ``(in, T*B)``, time-major columns, or ``(G, in, T*B)`` with one input
-    mask per gate; ``w_ih (G*H, in)``, ``b_ih (G*H,)`` or None (both folded, :meth:`Cell.fold`). States ``(H,
-    B)`` (``h0``, ``c0`` and the outputs), ``rmask (G, H, B)``, ``steps (T, 1, B)``. Returns ``(hs (H, T, B),
-    h_T, c_T or None)``.
+    ``x``: the (dropout-masked) inputs time-major ``(T, B, in)`` (any strides), or ``(G, T, B, in)`` with one
+    input mask per gate; ``w_ih (G*H, in)``, ``b_ih (G*H,)`` or None (both folded, :meth:`Cell.fold`). States
+    ``(H, B)`` (``h0``, ``c0`` and the outputs), ``rmask (G, H, B)``, ``steps (T, 1, B)``. Returns ``(hs (T, H,
+    B), h_T, c_T or None)``.
     """
 
     @staticmethod
     def forward(ctx, cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask, steps):
         H, B = h0.shape
         GH, G = w_hh.shape[0], cell.gates
-        T = x.shape[-1] // B
-        x3 = _POOL.take((GH, T, B), x)  # the input projections, overwritten with the gates by the steps
-        if x.dim() == 2 and b_ih is None:
-            torch.mm(w_ih, x, out=x3.view(GH, T * B))
-        elif x.dim() == 2:
-            torch.addmm(b_ih.unsqueeze(1), w_ih, x, out=x3.view(GH, T * B))
-        elif b_ih is None:
-            torch.bmm(w_ih.view(G, H, -1), x, out=x3.view(G, H, T * B))
-        else:
-            torch.baddbmm(b_ih.view(G, H, 1), w_ih.view(G, H, -1), x, out=x3.view(G, H, T * B))
+        T = x.shape[-3]
+        x3 = _POOL.take((T, GH, B), x)  # the input projections, overwritten with the gates by the steps
+        if x.dim() == 3:  # W_ih x_t^T for every t: one batched matmul
+            _project(x3, w_ih, b_ih, x)
+        else:  # one input mask per gate
+            for g in range(G):
+                _project(x3[:, g * H : (g + 1) * H], w_ih[g * H : (g + 1) * H], _rows(b_ih, g, H), x[g])
         P = cell.prepare(w_hh, b_hh, rmask)
         buf = [_POOL.take(shape, x) for shape in cell.buffer_shapes(T, B, H)]
-        buf_t = [b.unbind(1) for b in buf]
+        buf_t = [b.unbind(0) for b in buf]
         xs = cell.blocks(x3)
-        hs = x.new_empty(H, T + 1, B)  # hs[:, t]: the state before step t; a part of the output
-        hs[:, 0] = h0
-        hs_t = hs.unbind(1)
+        hs = x.new_empty(T + 1, H, B)  # hs[t]: the state before step t; a part of the output
+        hs[0] = h0
+        hs_t = hs.unbind(0)
         cs, cs_t = None, [None] * (T + 1)
         if cell.has_cell_state:
-            cs = _POOL.take((H, T + 1, B), x)
-            cs[:, 0] = c0
-            cs_t = cs.unbind(1)
+            cs = _POOL.take((T + 1, H, B), x)
+            cs[0] = c0
+            cs_t = cs.unbind(0)
         keep = None if steps is None else (steps > 0).unbind(0)
         step = cell.step
         for t in range(T):
@@ -137,23 +147,23 @@ class _Recurrence(torch.autograd.Function):
             ctx.give_back = _GiveBack(x3, cs, *buf)
         else:
             _POOL.give(x3, cs, *buf)
-        return hs[:, 1:], hs_t[T], c_T
+        return hs[1:], hs_t[T], c_T
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, d_h, d_c):
         cell: Cell = ctx.cell
         x, w_ih, b_ih, w_hh, b_hh, rmask, steps, hs, cs, x3, *buf = ctx.saved_tensors
-        H, T, B = hs.shape[0], hs.shape[1] - 1, hs.shape[2]
+        T, H, B = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         GH, G = w_hh.shape[0], cell.gates
         P = cell.prepare(w_hh, b_hh, rmask)
-        d_pre = _POOL.take((GH, T, B), hs)  # the gradient of the input projections
+        d_pre = _POOL.take((T, GH, B), hs)  # the gradient of the input projections
         d_w = torch.zeros_like(w_hh)
         gbuf = [_POOL.take(shape, hs) for shape in cell.grad_buffer_shapes(T, B, H)]
-        hs_t, xs, d = hs.unbind(1), cell.blocks(x3), cell.blocks(d_pre)
-        cs_t = None if cs is None else cs.unbind(1)
-        buf_t, gbuf_t = [b.unbind(1) for b in buf], [g.unbind(1) for g in gbuf]
-        d_out_t = None if d_out is None else d_out.unbind(1)
+        hs_t, xs, d = hs.unbind(0), cell.blocks(x3), cell.blocks(d_pre)
+        cs_t = None if cs is None else cs.unbind(0)
+        buf_t, gbuf_t = [b.unbind(0) for b in buf], [g.unbind(0) for g in gbuf]
+        d_out_t = None if d_out is None else d_out.unbind(0)
         steps_t = None if steps is None else steps.unbind(0)
         dh = torch.zeros_like(hs_t[0]) if d_h is None else d_h.clone()
         dc = None
@@ -178,20 +188,18 @@ class _Recurrence(torch.autograd.Function):
                 if dc is not None:
                     dc = dc + dc_keep
         d_b = cell.finish_backward(P, hs, buf, gbuf, d_pre, d_w)
-        # the input projections' gradients
-        d_x = d_w_ih = d_b_ih = None
-        if x.dim() == 2:
-            d2 = d_pre.view(GH, T * B)
+        # the input projections' gradients: d x_t = d_t^T W_ih, d W_ih = sum_t d_t x_t, d b_ih = sum of d
+        d_x = None
+        if x.dim() == 3:
             if ctx.needs_input_grad[1]:
-                d_x = torch.mm(w_ih.t(), d2)
-            d_w_ih = torch.mm(d2, x.t())
-            d_b_ih = None if b_ih is None else d2.sum(1)
+                d_x = torch.matmul(d_pre.transpose(1, 2), w_ih)  # (T, B, in)
+            d_w_ih = torch.bmm(d_pre, x).sum(0)
         else:
-            d3, w3 = d_pre.view(G, H, T * B), w_ih.view(G, H, -1)
+            d3 = d_pre.view(T, G, H, B)
             if ctx.needs_input_grad[1]:
-                d_x = torch.bmm(w3.transpose(1, 2), d3)
-            d_w_ih = torch.bmm(d3, x.transpose(1, 2)).view(GH, -1)
-            d_b_ih = None if b_ih is None else d3.sum(2).view(GH)
+                d_x = torch.stack([torch.matmul(d3[:, g].transpose(1, 2), w_ih[g * H : (g + 1) * H]) for g in range(G)])
+            d_w_ih = torch.cat([torch.bmm(d3[:, g], x[g]).sum(0) for g in range(G)])
+        d_b_ih = None if b_ih is None else d_pre.sum((0, 2))
         _POOL.give(d_pre, *gbuf)
         if b_hh is None:
             d_b = None
@@ -207,11 +215,11 @@ def _scripted(loop):
 def run(cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask=None, steps=None, implementation: str = "auto"):
     """Run ``cell`` on the inputs ``x``; return ``(output (B, T, H), h_T (B, H), c_T (B, H) or None)``.
 
-    ``x``: ``(in, T*B)`` (column ``t*B + b`` is step ``t`` of sequence ``b``), or ``(G, in, T*B)`` with one
-    input dropout mask per gate; ``w_ih (G*H, in)``, ``b_ih (G*H,)`` or None, ``w_hh (G*H, H)``, ``b_hh``: the
-    cell's own recurrent bias or None, all after :meth:`~seqlight.nn.cells.Cell.fold`; ``h0``/``c0 (B, H)``
-    (``c0`` for cells with a cell state, else None); ``rmask``: per-sample recurrent dropout masks ``(G, B, H)``
-    or None; ``steps``: ``(T, B, 1)`` float, 1 for a real step, 0 for a masked one, or None.
+    ``x``: ``(T, B, in)`` (time-major, any strides), or ``(G, T, B, in)`` with one input dropout mask per
+    gate; ``w_ih (G*H, in)``, ``b_ih (G*H,)`` or None, ``w_hh (G*H, H)``, ``b_hh``: the cell's own recurrent
+    bias or None, all after :meth:`~seqlight.nn.cells.Cell.fold`; ``h0``/``c0 (B, H)`` (``c0`` for cells with a
+    cell state, else None); ``rmask``: per-sample recurrent dropout masks ``(G, B, H)`` or None; ``steps``:
+    ``(T, B, 1)`` float, 1 for a real step, 0 for a masked one, or None.
     ``implementation``: see the module docstring.
     """
     if implementation not in LOOP_IMPLEMENTATIONS:
@@ -230,21 +238,20 @@ def run(cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask=None, steps=None, i
         # the same autocast check as the fused path's (works on "meta" tensors too)
         hand = not tracing and cell.has_hand_backward() and autocast_dtype(x.device.type) is None
     rmask = cell.order_gates(rmask)  # the masks in the loop's gate order, as fold put the weights
-    if x.dim() == 3:
+    if x.dim() == 4:
         x = cell.order_gates(x)
     if hand:
         rm = None if rmask is None else rmask.transpose(1, 2).contiguous()
         st = None if steps is None else steps.transpose(1, 2).contiguous()
         c0t = None if c0 is None else c0.t()
         hs, h, c = _Recurrence.apply(cell, x, w_ih, b_ih, w_hh, b_hh, h0.t(), c0t, rm, st)
-        return hs.permute(2, 1, 0), h.t(), (None if c is None else c.t())
-    B, GH = h0.shape[0], w_hh.shape[0]
-    if x.dim() == 2:
-        xw = torch.mm(w_ih, x) if b_ih is None else torch.addmm(b_ih.unsqueeze(1), w_ih, x)
+        return hs.permute(2, 0, 1), h.t(), (None if c is None else c.t())
+    if x.dim() == 3:
+        xw = torch.matmul(x, w_ih.t())  # (T, B, G*H) for the plain loops
     else:
-        w3 = w_ih.view(cell.gates, -1, x.shape[1])
-        xw = torch.bmm(w3, x) if b_ih is None else torch.baddbmm(b_ih.view(cell.gates, -1, 1), w3, x)
-    xw = xw.reshape(GH, -1, B).permute(1, 2, 0)  # (T, B, G*H) for the plain loops
+        xw = torch.cat([torch.matmul(x[g], w.t()) for g, w in enumerate(w_ih.chunk(cell.gates))], -1)
+    if b_ih is not None:
+        xw = xw + b_ih
     loop = _scripted(cell.loop) if tracing else cell.loop
     act, ract = cell.core_names()
     out, h, c = loop(xw, w_hh, b_hh, h0, h0 if c0 is None else c0, rmask, steps, act, ract)

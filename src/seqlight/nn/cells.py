@@ -11,16 +11,14 @@ recurrent weight ``w_hh (G*H, H)`` and, for the GRU with ``reset_after=True``, i
 (G*H,)``; an optional per-sample recurrent dropout mask ``rmask (G, B, H)``; the affine parts of the
 activations are folded into the weights (:mod:`seqlight.nn.activations`).
 
-The steps work feature-major: the state is ``(H, B)`` and the input projections of every step ``xw (G*H, T,
-B)``, so that the projections are one matmul ``W_ih X`` with ``X (in, T*B)``, every gate of a step is an
-``(H, B)`` block of whole rows (a ``(B, H)`` column slice of a ``(B, G*H)`` row makes each elementwise op
-several times dearer), and the recurrent weight gradient is one matmul over all steps at the end
-(:meth:`Cell.finish_backward`; accumulated step by step under a per-sample recurrent mask). The step's
-recurrent matmul is one ``addmm_`` into its block of ``xw``, and the step overwrites ``xw`` with the gates'
-activations (the loop owns ``xw`` and marks it dirty); what else the backward pass needs goes into
-preallocated ``(., T, B)`` buffers (:meth:`Cell.buffers`); the loop saves both with ``ctx.save_for_backward``.
-The backward step writes the gradient of the step's input projections into its block of ``d_pre (G*H, T,
-B)``.
+The steps work feature-major: the state is ``(H, B)`` and the input projections of every step ``xw (T, G*H,
+B)``, so that a step is one contiguous block and every gate of it a contiguous ``(H, B)`` block (a ``(B, H)``
+column slice of a ``(B, G*H)`` row makes each elementwise op several times dearer, and a step scattered over
+many pages is cold in cache). The step's recurrent matmul is one ``addmm_`` into its block of ``xw``, and the
+step overwrites ``xw`` with the gates' activations; what else the backward pass needs goes into ``(T, ., B)``
+buffers (:meth:`Cell.buffer_shapes`), which the loop provides and saves. The backward step writes the gradient
+of the step's input projections into its block of ``d_pre (T, G*H, B)`` and adds its share of the recurrent
+weight gradient while the step's tensors are in cache.
 
 Per-step views (``x[t]``, each gate's block) are made once per call with ``unbind`` (:meth:`Cell.blocks`): a
 Python slice costs microseconds, as much as a small op.
@@ -72,14 +70,11 @@ class _Recurrent:
         return dh if add is None else dh.add_(add)
 
     def accumulate(self, d_w: Tensor, d: Tensor, h: Tensor) -> None:
-        """Per step, under a per-sample mask only: ``d_w[k] += d_k (h * m_k)^T``."""
-        if self.mask is not None:
-            d_w.view(self.g, self.H, self.H).baddbmm_(d.view(self.g, self.H, -1), self._masked(h).transpose(1, 2))
-
-    def finish(self, d_w: Tensor, d: Tensor, h: Tensor) -> None:
-        """After the loop, without a mask: ``d_w += sum_t d_t h_t^T`` (``d (g*H, T, B)``, ``h (H, T, B)``)."""
+        """Per step, while the step's tensors are in cache: ``d_w[k] += d_k (h * m_k)^T``."""
         if self.mask is None:
-            d_w.addmm_(d.reshape(d.shape[0], -1), h.reshape(h.shape[0], -1).t())
+            d_w.addmm_(d, h.t())
+        else:
+            d_w.view(self.g, self.H, self.H).baddbmm_(d.view(self.g, self.H, -1), self._masked(h).transpose(1, 2))
 
 
 class Cell:
@@ -152,13 +147,13 @@ class Cell:
 
     # -------------------------------------------------------------- the step
     def blocks(self, xw: Tensor) -> list[tuple[Tensor, ...]]:
-        """Per-step views of ``xw`` (or of ``d_pre``) ``(G*H, T, B)``: the whole step, then each block of
+        """Per-step views of ``xw`` (or of ``d_pre``) ``(T, G*H, B)``: the whole step, then each block of
         :attr:`block_gates`, each as a tuple over time."""
-        H = xw.shape[0] // self.gates
-        return [xw.unbind(1)] + [xw[a * H : b * H].unbind(1) for a, b in self.block_gates]
+        H = xw.shape[1] // self.gates
+        return [xw.unbind(0)] + [xw[:, a * H : b * H].unbind(0) for a, b in self.block_gates]
 
     def buffer_shapes(self, T: int, B: int, H: int) -> list[tuple[int, ...]]:
-        """The ``(., T, B)`` buffers the forward step fills and the backward step reads (the loop provides them)."""
+        """The ``(T, ., B)`` buffers the forward step fills and the backward step reads (the loop provides them)."""
         return []
 
     def prepare(self, w_hh: Tensor, b_hh: Tensor | None, rmask: Tensor | None):
@@ -178,12 +173,11 @@ class Cell:
         raise NotImplementedError
 
     def grad_buffer_shapes(self, T: int, B: int, H: int) -> list[tuple[int, ...]]:
-        """The ``(., T, B)`` buffers the backward steps fill (unbound along time for them)."""
+        """The ``(T, ., B)`` buffers the backward steps fill (unbound along time for them)."""
         return []
 
     def finish_backward(self, P, hs: Tensor, buf, gbuf, d_pre: Tensor, d_w: Tensor) -> Tensor | None:
-        """After the backward loop: complete ``d_w``; return the recurrent bias's gradient (or None)."""
-        P.finish(d_w, d_pre, hs[:, :-1])
+        """After the backward loop: the recurrent bias's gradient (or None)."""
         return None
 
 
@@ -292,7 +286,7 @@ class LSTMCell(Cell):
         return torch._VF.lstm if (self.activation, self.recurrent_activation) == ("tanh", "sigmoid") else None
 
     def buffer_shapes(self, T, B, H):
-        return [(H, T, B)]  # activation(c'); the gates stay in xw
+        return [(T, H, B)]  # activation(c'); the gates stay in xw
 
     def step(self, P, t, x, h, c, buf, h_out, c_out):
         P.forward_(x[0][t], h)  # the gates' pre-activations, in place
@@ -359,6 +353,15 @@ def _gru_loop(
     return torch.stack(outs, 0), h, c
 
 
+def _split_rz_n(P, d_w: Tensor) -> tuple[Tensor, Tensor]:
+    """``d_w``'s rows of r and z, and of n (made once per backward pass)."""
+    dw = P.__dict__.get("dw")
+    if dw is None:
+        H = d_w.shape[1]
+        dw = P.dw = (d_w[: 2 * H], d_w[2 * H :])
+    return dw
+
+
 class GRUCell(Cell):
     """The GRU with ``reset_after=True`` (tf.keras / Keras 3 / ``torch.nn.GRU``): two biases, gates r, z, n.
 
@@ -391,7 +394,7 @@ class GRUCell(Cell):
         return P
 
     def buffer_shapes(self, T, B, H):
-        return [(H, T, B), (H, T, B)]  # h U_n + c_n; h - n
+        return [(T, H, B), (T, H, B)]  # h U_n + c_n; h - n
 
     def step(self, P, t, x, h, c, buf, h_out, c_out):
         rz, n = P.forward_(x[1][t], h), x[4][t]
@@ -402,7 +405,7 @@ class GRUCell(Cell):
         return torch.addcmul(n, x[3][t], hmn, out=h_out), None
 
     def grad_buffer_shapes(self, T, B, H):
-        return [(H, T, B)]  # the gradient of h U_n + c_n
+        return [(T, H, B)]  # the gradient of h U_n + c_n
 
     def step_backward(self, P, t, dh, dc, hs, cs, x, buf, gbuf, d, d_w):
         r, z, n, hh_n, hmn, h = x[2][t], x[3][t], x[4][t], buf[0][t], buf[1][t], hs[t]
@@ -411,17 +414,13 @@ class GRUCell(Cell):
         self.ract.grad(dn * hh_n, r, d[2][t])
         self.ract.grad(dh * hmn, z, d[3][t])
         d_hn, d_rz = torch.mul(dn, r, out=gbuf[0][t]), d[1][t]
-        if P.mask is not None:
-            H = h.shape[0]
-            P.accumulate(d_w[: 2 * H], d_rz, h)
-            P.n.accumulate(d_w[2 * H :], d_hn, h)
+        dw = _split_rz_n(P, d_w)
+        P.accumulate(dw[0], d_rz, h)
+        P.n.accumulate(dw[1], d_hn, h)
         return P.n.backward(P.backward(dhz, d_rz), d_hn), None
 
     def finish_backward(self, P, hs, buf, gbuf, d_pre, d_w):
-        H = hs.shape[0]
-        P.finish(d_w[: 2 * H], d_pre[: 2 * H], hs[:, :-1])
-        P.n.finish(d_w[2 * H :], gbuf[0], hs[:, :-1])
-        return gbuf[0].sum((1, 2))
+        return gbuf[0].sum((0, 2))
 
 
 def _gru_reset_before_loop(
@@ -475,7 +474,7 @@ class GRUResetBeforeCell(Cell):
         return P
 
     def buffer_shapes(self, T, B, H):
-        return [(H, T, B), (H, T, B)]  # r * (h * m_n); h - n
+        return [(T, H, B), (T, H, B)]  # r * (h * m_n); h - n
 
     def step(self, P, t, x, h, c, buf, h_out, c_out):
         rz, n = P.forward_(x[1][t], h), x[4][t]
@@ -494,17 +493,11 @@ class GRUResetBeforeCell(Cell):
         self.ract.grad(d_rh * hn, r, d[2][t])
         self.ract.grad(dh * hmn, z, d[3][t])
         d_rz = d[1][t]
-        if P.mask is not None:
-            P.accumulate(d_w[: 2 * h.shape[0]], d_rz, h)
+        dw = _split_rz_n(P, d_w)
+        P.accumulate(dw[0], d_rz, h)
+        dw[1].addmm_(dn, buf[0][t].t())  # dn (r * h * m_n)^T: the mask is in the saved input
         d_hn = d_rh * r if P.n.mask is None else d_rh * r * P.n.mask[0]
         return P.backward(dhz.add_(d_hn), d_rz), None
-
-    def finish_backward(self, P, hs, buf, gbuf, d_pre, d_w):
-        H = hs.shape[0]
-        P.finish(d_w[: 2 * H], d_pre[: 2 * H], hs[:, :-1])
-        # sum_t dn_t (r * h * m_n)_t^T, with or without a mask (it is in the saved input)
-        d_w[2 * H :].addmm_(d_pre[2 * H :].reshape(H, -1), buf[0].reshape(H, -1).t())
-        return None
 
 
 def make_cell(kind: str, activation: str, recurrent_activation: str, reset_after: bool = True) -> Cell:

@@ -530,22 +530,18 @@ class KerasRecurrent(nn.Module):
         w_ih, w_hh, b_ih, b_hh = self._layer_params(k, sfx)
         cell = self.cell
         G, H = self.gates, self.hidden_size
-        B, T = x.shape[0], x.shape[1]
         if b_hh is None and cell.has_recurrent_bias:  # bias=False: the equations with a zero recurrent bias
             b_hh = w_ih.new_zeros(G * H)
         if rec_mask is not None and rec_mask.dim() == 2:  # batch-shared: fold into the weights' columns
             w_hh = (w_hh.view(G, H, H) * rec_mask.unsqueeze(1)).reshape(G * H, H)
             rec_mask = None
         w_ih, b_ih, w_hh, b_hh = cell.fold(w_ih, b_ih, w_hh, b_hh)
-        # The inputs time-major, as columns (in, T*B) (column t*B + b: step t of sequence b): the loop computes
-        # the input projections W_ih X in one matmul, feature-major (G*H, T, B), see seqlight.nn.cells.
-        x = x.transpose(0, 1)  # (T, B, in)
-        if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate: one matmul per gate
-            x = (x.unsqueeze(0) * in_mask.unsqueeze(1)).reshape(G, T * B, -1).transpose(1, 2)
-        else:
-            if in_mask is not None:
-                x = x * in_mask
-            x = x.reshape(T * B, -1).t()
+        # time-major (T, B, in): the loop projects every step with one batched matmul (seqlight.nn.cells)
+        x = x.transpose(0, 1)
+        if in_mask is not None and in_mask.dim() == 3:  # one input mask per gate: (G, T, B, in)
+            x = x.unsqueeze(0) * in_mask.unsqueeze(1)
+        elif in_mask is not None:
+            x = x * in_mask
         loop_steps = None if steps is None else steps.t().unsqueeze(-1).to(x.dtype)  # (T, B, 1)
         implementation = self.implementation if self.implementation in _loop.LOOP_IMPLEMENTATIONS else "auto"
         return _loop.run(cell, x, w_ih, b_ih, w_hh, b_hh, state[0], state[1], rec_mask, loop_steps, implementation)
