@@ -87,6 +87,13 @@ def _rows(b: Tensor | None, g: int, H: int) -> Tensor | None:
     return None if b is None else b[g * H : (g + 1) * H]
 
 
+def _input_grads(d: Tensor, x: Tensor, w: Tensor, d_w: Tensor, d_x: Tensor | None) -> None:
+    """One step's share: ``d_w += d x`` and ``d_x = d^T w`` (``d (G*H, B)``, ``x (B, in)``, ``w (G*H, in)``)."""
+    d_w.addmm_(d, x)
+    if d_x is not None:
+        torch.mm(d.t(), w, out=d_x)
+
+
 def _project(out: Tensor, w: Tensor, b: Tensor | None, x: Tensor) -> None:
     """``out[t] = w x[t]^T + b`` for every step: ``out (T, R, B)``, ``w (R, in)``, ``x (T, B, in)``."""
     wt = w.expand(x.shape[0], *w.shape)
@@ -112,9 +119,11 @@ class _Recurrence(torch.autograd.Function):
         GH, G = w_hh.shape[0], cell.gates
         T = x.shape[-3]
         x3 = _POOL.take((T, GH, B), x)  # the input projections, overwritten with the gates by the steps
-        if x.dim() == 3:  # W_ih x_t^T for every t: one batched matmul
-            _project(x3, w_ih, b_ih, x)
-        else:  # one input mask per gate
+        x_t = None
+        if x.dim() == 3:  # W_ih x_t^T + b, step by step in the loop, while the step is in cache
+            x_t = x.unbind(0)
+            b_col = None if b_ih is None else b_ih.unsqueeze(1)
+        else:  # one input mask per gate: all steps at once
             for g in range(G):
                 _project(x3[:, g * H : (g + 1) * H], w_ih[g * H : (g + 1) * H], _rows(b_ih, g, H), x[g])
         P = cell.prepare(w_hh, b_hh, rmask)
@@ -132,6 +141,11 @@ class _Recurrence(torch.autograd.Function):
         keep = None if steps is None else (steps > 0).unbind(0)
         step = cell.step
         for t in range(T):
+            if x_t is not None:
+                if b_col is None:
+                    torch.mm(w_ih, x_t[t].t(), out=xs[0][t])
+                else:
+                    torch.addmm(b_col, w_ih, x_t[t].t(), out=xs[0][t])
             if keep is None:
                 step(P, t, xs, hs_t[t], cs_t[t], buf_t, hs_t[t + 1], cs_t[t + 1])
             else:
@@ -170,7 +184,15 @@ class _Recurrence(torch.autograd.Function):
         if cs is not None:
             dc = torch.zeros_like(hs_t[0]) if d_c is None else d_c.clone()
         step_backward = cell.step_backward
+        x_t = d_x = d_x_t = d_w_ih = None
+        if x.dim() == 3:  # the input projections' gradients step by step, while the step is in cache
+            x_t, d_w_ih = x.unbind(0), torch.zeros_like(w_ih)
+            if ctx.needs_input_grad[1]:
+                d_x = torch.empty_like(x)  # x's own memory layout (often batch-first)
+                d_x_t = d_x.unbind(0)
         for t in range(T - 1, -1, -1):
+            if x_t is not None and t < T - 1:  # step t + 1's gradient is complete
+                _input_grads(d[0][t + 1], x_t[t + 1], w_ih, d_w_ih, None if d_x_t is None else d_x_t[t + 1])
             if d_out_t is not None:
                 dh = dh + d_out_t[t]
             if steps_t is None:
@@ -189,11 +211,8 @@ class _Recurrence(torch.autograd.Function):
                     dc = dc + dc_keep
         d_b = cell.finish_backward(P, hs, buf, gbuf, d_pre, d_w)
         # the input projections' gradients: d x_t = d_t^T W_ih, d W_ih = sum_t d_t x_t, d b_ih = sum of d
-        d_x = None
-        if x.dim() == 3:
-            if ctx.needs_input_grad[1]:
-                d_x = torch.matmul(d_pre.transpose(1, 2), w_ih)  # (T, B, in)
-            d_w_ih = torch.bmm(d_pre, x).sum(0)
+        if x_t is not None:
+            _input_grads(d[0][0], x_t[0], w_ih, d_w_ih, None if d_x_t is None else d_x_t[0])
         else:
             d3 = d_pre.view(T, G, H, B)
             if ctx.needs_input_grad[1]:
