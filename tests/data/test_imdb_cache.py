@@ -326,3 +326,28 @@ def test_keras_npz_is_read_once_then_from_the_cache(tmp_path, monkeypatch, calls
     np.testing.assert_array_equal(second.train_set.tensors[0].numpy(), pad_sequences(xa[:40], maxlen=12))
     np.testing.assert_array_equal(second.test_set.tensors[1].numpy(), yb)
     assert second.preprocessing.word_ranks == {f"w{i}": i for i in range(1, 60)}
+
+
+def test_an_old_config_with_max_words_trains_through_the_cli(data_dir, tmp_path, monkeypatch):
+    """LightningCLI records the configured arguments as the DataModule's hyperparameters: the value in use must
+    be saved as num_words, equal to the model's linked num_words (Lightning refuses to log differing values)."""
+    import contextlib
+    import io
+
+    from seqlight.cli import main
+
+    old = tmp_path / "old_imdb_glove_scratch.yaml"
+    text = (Path(__file__).resolve().parents[2] / "src/seqlight/configs/imdb_glove_scratch.yaml").read_text()
+    old.write_text(text.replace("num_words: 10000", "max_words: 300"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(FutureWarning, match="max_words"), contextlib.redirect_stdout(io.StringIO()):
+        main(["fit", "--config", str(old), "--data.init_args.source", "synthetic", "--data.init_args.data_dir",
+              str(data_dir), "--data.init_args.synthetic_size", "60", "--data.init_args.training_samples", "40",
+              "--data.init_args.validation_samples", "20", "--trainer.max_epochs", "1",
+              "--trainer.limit_train_batches", "1", "--trainer.enable_progress_bar=false",
+              "--trainer.enable_model_summary=false"])  # fmt: skip
+    ckpt = torch.load(tmp_path / "runs/imdb_glove_scratch/version_0/checkpoints/last.ckpt", weights_only=False)
+    data_hp = ckpt["datamodule_hyper_parameters"]
+    assert data_hp["num_words"] == 300 and "max_words" not in data_hp
+    assert ckpt["hyper_parameters"]["num_words"] == 300
+    assert ckpt["state_dict"]["embedding.weight"].shape[0] == 300

@@ -316,7 +316,11 @@ class ImdbDataModule(_ImdbBase):
         for name, value in (("maxlen", maxlen), ("training_samples", training_samples),
                             ("validation_samples", validation_samples), ("embedding_dim", embedding_dim)):  # fmt: skip
             check_int(name, value, 1, ImdbDataError)
-        self.save_hyperparameters(ignore=["max_words"])  # num_words, whichever name it came by
+        self.save_hyperparameters(ignore=["max_words"])
+        # LightningCLI records the configured arguments, not these locals: the value in use goes in under its
+        # one name (the model's linked num_words must equal it, or Lightning refuses to log them together)
+        for saved in (self.hparams, self._hparams_initial):
+            saved["num_words"] = num_words
         self._maxlen = maxlen
         self._num_words = num_words
         self.training_samples = training_samples
