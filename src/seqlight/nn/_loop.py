@@ -1,8 +1,8 @@
 """The custom recurrent loop: what runs when PyTorch's fused kernels cannot express Keras's semantics.
 
-One time loop for every cell (:mod:`seqlight.nn.cells`): the loop computes the input projections of every step
-(one matmul, feature-major ``(G*H, T, B)``), runs the steps, applies padding masks and keeps what the backward
-pass reads; the cell does one step, forwards and backwards.
+One time loop for every cell (:mod:`seqlight.nn.cells`): the loop computes each step's input projection
+(``W_ih x_t^T + b``, feature-major, next to the step so that it is in cache), runs the steps, applies padding
+masks and keeps what the backward pass reads; the cell does one step, forwards and backwards.
 
 Padding masks (``steps``, ``(T, B, 1)``, 1 where a step is real): a masked step keeps the previous state,
 ``h_t = h_{t-1}`` (and ``c``), and the output repeats it: Keras's masking (:mod:`seqlight.nn._masks`). In the

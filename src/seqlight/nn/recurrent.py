@@ -15,9 +15,9 @@ between two execution paths:
   computes in the autocast dtype where it has a kernel for it; where it has none (oneDNN's bf16 LSTM on
   CPUs without AVX-512, see :mod:`seqlight.nn._fused`) it runs with autocast off, in the parameters' dtype.
 - the **custom loop** (:mod:`seqlight.nn._loop`): everything else (``hard_sigmoid``, the Keras 2.0.8
-  reset-before GRU, ``relu`` LSTM/GRU, per-sample recurrent dropout, padding masks). The input projections of
-  all timesteps are one matmul; each step is the layer's cell (:mod:`seqlight.nn.cells`): one recurrent matmul
-  plus a few elementwise ops, with a hand-written backward pass.
+  reset-before GRU, ``relu`` LSTM/GRU, per-sample recurrent dropout, padding masks). Each step is the layer's
+  cell (:mod:`seqlight.nn.cells`): its input projection and one recurrent matmul, a few elementwise ops, and a
+  hand-written backward pass.
 
 ``implementation=`` chooses explicitly (``'auto'``, ``'fused'``, ``'loop'``, ``'function'``, ``'autograd'``;
 ``use_fused`` is its older form). Variable lengths (``PackedSequence``, ``lengths=``, ``mask=``) follow Keras's
