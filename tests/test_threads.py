@@ -91,3 +91,87 @@ def test_cli_without_num_threads_uses_the_same_default(fresh, monkeypatch):
     torch.set_num_threads(2)
     monkeypatch.setenv("SEQLIGHT_NUM_THREADS", "3")
     assert configure_threads(None) == 3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the allocator (seqlight.threads.tune_malloc)
+
+_FAULTS = """
+import json, resource, sys, torch
+from seqlight import threads
+result = threads.tune_malloc() if sys.argv[1] == "tune" else "not asked"
+def step():  # a training step's transient tensors: 4 x 20 MB, each written in full, then freed
+    xs = [torch.empty(5_000_000) for _ in range(4)]
+    for x in xs:
+        x.fill_(1.0)
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(100):
+    step()
+print(json.dumps([result, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before]))
+"""
+
+
+def _faults(*args: str, **env: str) -> tuple[bool | str, int]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    p = subprocess.run(
+        [sys.executable, "-c", _FAULTS, *args], capture_output=True, text=True, timeout=120, env={**keep, **env}
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    result, faults = json.loads(p.stdout.strip().splitlines()[-1])
+    return result, faults
+
+
+def _glibc() -> bool:
+    import os
+    import sys
+
+    try:
+        return sys.platform.startswith("linux") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):
+        return False
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc's malloc only")
+def test_tuned_malloc_reuses_large_blocks_instead_of_faulting_them_in_again():
+    """100 steps that each hold 4 x 20 MB at once, written in full, then free them. With glibc's defaults its
+    dynamic thresholds (mmap: the largest block freed, 20 MB; trim: twice that) hand memory back to the kernel
+    step after step, which zero-fills it again on first touch; once tuned the memory is reused."""
+    tuned, faults_tuned = _faults("tune")
+    untuned, faults_default = _faults("keep")
+    assert tuned is True and untuned == "not asked"
+    # How much glibc hands back, and from which step on, depends on the heap's layout (even on whether stdout
+    # is a pipe): measured here, 1.9 million faults in the 100 steps (~20,000 a step, most steps); tuned, a
+    # constant ~5,000 (the heap growing once), whatever the number of steps.
+    assert faults_default > 200_000
+    assert faults_tuned < 20_000
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc's malloc only")
+@pytest.mark.parametrize(
+    "env, reason",
+    [
+        ({"SEQLIGHT_MALLOC_TUNING": "0"}, "$SEQLIGHT_MALLOC_TUNING=0"),
+        ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, "set in the environment"),
+        ({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1000000"}, "set in the environment"),
+    ],
+)
+def test_malloc_is_left_alone_where_the_user_chose(env, reason):
+    assert _faults("tune", **env)[0] == reason
+
+
+def test_malloc_is_tuned_when_a_model_is_set_up_not_before_the_data(fresh, monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads, "_malloc_tuned", None)
+    monkeypatch.setattr(threads, "_tune_malloc", lambda: calls.append(1) or True)
+    configure_threads(None)  # the CLI, before the DataModule reads anything
+    configure_threads(2)
+    assert calls == []
+    RecurrentForecaster(num_features=3, units=[4]).setup("fit")
+    RecurrentForecaster(num_features=3, units=[4]).setup("fit")
+    assert calls == [1] and threads.tune_malloc() is True
