@@ -54,10 +54,13 @@ TARGET = 1.1  # CLI epoch / bare epoch
 
 
 class PhaseTimer(Callback):
-    """Records wall-clock marks of a one-epoch fit into ``out`` (JSON) at the end of training."""
+    """Records wall-clock marks of a one-epoch fit into ``out`` (JSON) at the end of training; with
+    ``every_epoch``, also each epoch's ``[first batch start, validation end]`` (``perf_counter``) as ``epochs``."""
 
-    def __init__(self, out: str) -> None:
+    def __init__(self, out: str, every_epoch: bool = False) -> None:
         self.out = Path(out)
+        self.every_epoch = every_epoch
+        self.epochs: list[list[float]] = []
         self.marks: dict[str, tuple[float, float]] = {}
         self._mark("built")  # imports and parsing done, classes being built
 
@@ -79,6 +82,8 @@ class PhaseTimer(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._mark("first_batch")
+        if batch_idx == 0:
+            self.epochs.append([time.perf_counter(), float("nan")])
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
@@ -87,10 +92,13 @@ class PhaseTimer(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
             self._mark("val_end")
+            if self.epochs:
+                self.epochs[-1][1] = time.perf_counter()
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._mark("train_end")
-        self.out.write_text(json.dumps(self.marks))
+        record = {**self.marks, "epochs": self.epochs} if self.every_epoch else self.marks
+        self.out.write_text(json.dumps(record))
 
 
 def cli_command(args, out: Path, save_dir: Path) -> list[str]:
