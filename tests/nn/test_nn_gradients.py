@@ -150,3 +150,15 @@ def test_buffers_reused_across_calls_never_change_a_result():
     second = torch.autograd.grad(loss, list(layer.parameters()))
     for a, b in zip(first, second):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_buffer_pool_is_bounded():
+    """Batches of ever new shapes (bucketed lengths) must not grow the kept buffers without bound."""
+    pool = _loop._Pool(per_key=2, max_bytes=1000)
+    like = torch.zeros(1)
+    pool.give(*[torch.empty(10 * n) for n in range(1, 30)])  # float32: 40 n bytes each
+    assert pool.bytes <= 1000 and sum(t.nbytes for ts in pool.free.values() for t in ts) == pool.bytes
+    kept = pool.take((10,), like)
+    assert kept.shape == (10,) and pool.bytes <= 1000 - 40
+    pool.give(*[torch.empty(10) for _ in range(5)])
+    assert len(pool.free[((10,), torch.float32, like.device)]) == 2  # at most per_key of a shape

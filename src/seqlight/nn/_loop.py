@@ -47,24 +47,32 @@ class _Pool:
     given back when nothing can read it any more: at once without a graph, else when the graph node that saved it
     is freed (:class:`_GiveBack`), so a graph kept with ``retain_graph=True`` keeps its buffers."""
 
-    def __init__(self, per_key: int = 2) -> None:
-        self.per_key, self.free, self.lock = per_key, {}, threading.Lock()
+    def __init__(self, per_key: int = 2, max_bytes: int = 256 << 20) -> None:
+        self.per_key, self.max_bytes, self.bytes = per_key, max_bytes, 0
+        self.free: dict[tuple, list[Tensor]] = {}
+        self.lock = threading.Lock()
 
     def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
         key = (shape, like.dtype, like.device)
         with self.lock:
             free = self.free.get(key)
             if free:
-                return free.pop()
+                t = free.pop()
+                self.bytes -= t.nbytes
+                return t
         return like.new_empty(shape)
 
     def give(self, *tensors: Tensor | None) -> None:
+        """Keep ``tensors`` for later calls, at most ``per_key`` of a shape and ``max_bytes`` in all (batches of
+        ever new shapes must not grow the pool without bound)."""
         with self.lock:
             for t in tensors:
-                if t is not None:
-                    free = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
-                    if len(free) < self.per_key:
-                        free.append(t)
+                if t is None or self.bytes + t.nbytes > self.max_bytes:
+                    continue
+                free = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
+                if len(free) < self.per_key:
+                    free.append(t)
+                    self.bytes += t.nbytes
 
 
 _POOL = _Pool()
