@@ -154,13 +154,11 @@ class _Recurrence(torch.autograd.Function):
                     torch.mm(w_ih, x_t[t].t(), out=xs[0][t])
                 else:
                     torch.addmm(b_col, w_ih, x_t[t].t(), out=xs[0][t])
-            if keep is None:
-                step(P, t, xs, hs_t[t], cs_t[t], buf_t, hs_t[t + 1], cs_t[t + 1])
-            else:
-                h_new, c_new = step(P, t, xs, hs_t[t], cs_t[t], buf_t, None, None)
-                torch.where(keep[t], h_new, hs_t[t], out=hs_t[t + 1])
+            step(P, t, xs, hs_t[t], cs_t[t], buf_t, hs_t[t + 1], cs_t[t + 1])
+            if keep is not None:  # a masked step keeps the state it was given
+                torch.where(keep[t], hs_t[t + 1], hs_t[t], out=hs_t[t + 1])
                 if cs is not None:
-                    torch.where(keep[t], c_new, cs_t[t], out=cs_t[t + 1])
+                    torch.where(keep[t], cs_t[t + 1], cs_t[t], out=cs_t[t + 1])
         c_T = None if cs is None else cs_t[T].clone()
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None (no zeros to add at every step)
         if any(ctx.needs_input_grad):
@@ -187,6 +185,7 @@ class _Recurrence(torch.autograd.Function):
         buf_t, gbuf_t = [b.unbind(0) for b in buf], [g.unbind(0) for g in gbuf]
         d_out_t = None if d_out is None else d_out.unbind(0)
         steps_t = None if steps is None else steps.unbind(0)
+        skip_t = None if steps is None else (1 - steps).unbind(0)
         dh = torch.zeros_like(hs_t[0]) if d_h is None else d_h.clone()
         dc = None
         if cs is not None:
@@ -206,17 +205,13 @@ class _Recurrence(torch.autograd.Function):
             if steps_t is None:
                 dh, dc = step_backward(P, t, dh, dc, hs_t, cs_t, xs, buf_t, gbuf_t, d, d_w)
             else:  # a masked step passes the state's gradient through, and its cell step gets none
-                m = steps_t[t]
-                dh_step = dh * m
-                dh_keep = dh - dh_step
-                dc_step = dc_keep = None
+                m, skip = steps_t[t], skip_t[t]
+                dh_cell, dc_cell = step_backward(
+                    P, t, dh * m, None if dc is None else dc * m, hs_t, cs_t, xs, buf_t, gbuf_t, d, d_w
+                )
+                dh = torch.addcmul(dh_cell, dh, skip)
                 if dc is not None:
-                    dc_step = dc * m
-                    dc_keep = dc - dc_step
-                dh, dc = step_backward(P, t, dh_step, dc_step, hs_t, cs_t, xs, buf_t, gbuf_t, d, d_w)
-                dh = dh + dh_keep
-                if dc is not None:
-                    dc = dc + dc_keep
+                    dc = torch.addcmul(dc_cell, dc, skip)
         d_b = cell.finish_backward(P, hs, buf, gbuf, d_pre, d_w)
         # the input projections' gradients: d x_t = d_t^T W_ih, d W_ih = sum_t d_t x_t, d b_ih = sum of d
         if x_t is not None:
