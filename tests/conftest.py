@@ -17,6 +17,19 @@ torch.set_num_threads(1)
 os.environ.setdefault("SEQLIGHT_NUM_THREADS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """One seqlight cache (IMDB corpus cache, downloads' fallbacks) for the whole session, in its temporary
+    folder: tests, and the CLI processes they start, never read or fill the user's ~/.cache/seqlight."""
+    before = os.environ.get("SEQLIGHT_CACHE")
+    os.environ["SEQLIGHT_CACHE"] = str(tmp_path_factory.mktemp("seqlight-cache"))
+    yield Path(os.environ["SEQLIGHT_CACHE"])
+    if before is None:
+        os.environ.pop("SEQLIGHT_CACHE", None)
+    else:
+        os.environ["SEQLIGHT_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def jena_dir(tmp_path_factory) -> Path:
     """A data_dir holding the full-size synthetic series under the name JenaDataModule looks for."""
