@@ -94,3 +94,4 @@ def test_compiled_activation_dispatch_matches_the_table(name):
         torch.testing.assert_close(activate(name, x), a.core(x), rtol=0, atol=0)
         torch.testing.assert_close(a.fn(x), a.core(a.scale * x + a.shift), rtol=0, atol=atol)
         torch.testing.assert_close(a.fn(x), a.fn_out(x, None), rtol=0, atol=atol)
+        torch.testing.assert_close(a(x), a.fn(x), rtol=0, atol=0)
