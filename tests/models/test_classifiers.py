@@ -89,7 +89,7 @@ def _trainer(tmp_path, epochs=1, **kw):
 @pytest.fixture(scope="module")
 def glove_dm(tmp_path_factory):
     d = tmp_path_factory.mktemp("imdb_cls")
-    dm = ImdbDataModule(data_dir=str(d), source="synthetic", synthetic_size=100, maxlen=40, max_words=300,
+    dm = ImdbDataModule(data_dir=str(d), source="synthetic", synthetic_size=100, maxlen=40, num_words=300,
                         training_samples=100, validation_samples=100, glove="auto", embedding_dim=12)  # fmt: skip
     dm.setup("fit")
     return dm
