@@ -27,3 +27,17 @@ def test_pipeline_benchmark_quick_run_prints_both_tables(tmp_path):
     for name in ("import lightning.pytorch", "seqlight --help", "seqlight fit --help", "to first training batch"):
         assert name in out
     assert (tmp_path / "datasets" / "jena_climate_synthetic.csv").is_file()  # the offline data both sides read
+
+
+def test_vs_keras_is_skipped_with_a_message_without_tensorflow(tmp_path):
+    """benchmarks/vs_keras.py is optional: where the interpreter has no TensorFlow/Keras 3 it says how to get
+    them and exits 0 (here --keras_python names an interpreter that certainly lacks them)."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    script = SCRIPT.parent / "vs_keras.py"
+    p = subprocess.run(
+        [sys.executable, str(script), "--keras_python", str(fake)], capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "skipped" in p.stdout and "pip install tensorflow-cpu keras" in p.stdout
