@@ -70,6 +70,11 @@ def test_fit_writes_metrics_json_with_the_baseline_on_the_scored_rows(jena_dir, 
     assert "SYNTHETIC" in summary["data_source"] and summary["hardware"]["cores"] >= 1
     val = summary["metrics"]["val/mae"]
     assert [e for e, _ in val["history"]] == [0, 1, 2] and val["last_epoch"] == 2
+    # the MAE in degrees C of every epoch and split is the standardized MAE times the target's std
+    std = float(jena_dm.std[jena_dm.target_index])
+    for split in ("train", "val"):
+        mae, degc = (dict(summary["metrics"][f"{split}/{m}"]["history"]) for m in ("mae", "mae_degC"))
+        assert list(degc) == [0, 1, 2] and all(degc[e] == pytest.approx(mae[e] * std, rel=1e-5) for e in degc)
     assert val["best"] == min(v for _, v in val["history"]) and val["best"] == val["history"][val["best_epoch"]][1]
     ckpt = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)
     state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint"))

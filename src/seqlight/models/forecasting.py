@@ -162,14 +162,38 @@ class Forecaster(KerasStyleModule):
         metric = self.maes[f"{split}_mae"]
         if split == "val":
             self._keep_for_figure(x, pred, y)
-        metric(pred.detach().float(), y.float())
+        # update, not the metric's forward: the per-batch value forward would also compute is never used
+        metric.update(pred.detach().float(), y.float())
+        n = len(y)  # given, so that Lightning does not search the batch for its size at every call
         on_step = split == "train"
-        self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=split != "test", sync_dist=True)
-        self.log(f"{split}/mae", metric, on_step=False, on_epoch=True)
-        if self.target_std is not None:
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=split != "test",
+            sync_dist=True,
+            batch_size=n,
+        )
+        self.log(f"{split}/mae", metric, on_step=False, on_epoch=True, batch_size=n)
+        if on_step and self.target_std is not None:  # per step too, as train/loss; val/test: once an epoch
             degc = loss.detach() * self.target_std
-            self.log(f"{split}/mae_degC", degc, on_step=on_step, on_epoch=True, sync_dist=True)
+            self.log(f"{split}/mae_degC", degc, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
         return loss
+
+    def _log_mae_degc(self, split: str) -> None:
+        """``<split>/mae_degC`` of validation and test: the epoch's MAE in degrees C, logged once an epoch from
+        the MAE metric (which torchmetrics synchronises across processes) instead of at every step. (Training
+        logs it per step: a module's ``on_train_epoch_end`` runs after the callbacks' that record the epoch.)"""
+        metric = self.maes[f"{split}_mae"]
+        if self.target_std is not None and metric.update_count:
+            self.log(f"{split}/mae_degC", metric.compute() * self.target_std, on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_mae_degc("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_mae_degc("test")
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> Tensor:
         """The standardized prediction, as the book's ``model.predict`` returns it (:meth:`forecast` gives
