@@ -159,41 +159,41 @@ class Forecaster(KerasStyleModule):
         x, y = batch
         pred = self(x)
         loss = torch.nn.functional.l1_loss(pred.float(), y.float())
-        metric = self.maes[f"{split}_mae"]
-        if split == "val":
+        # the split's MAE accumulates in a torchmetrics state (update: the per-batch value the metric's forward
+        # would also compute is never read)
+        self.maes[f"{split}_mae"].update(pred.detach().float(), y.float())
+        if split == "train":  # per step and per epoch; validation and test log once an epoch (_log_evaluation)
+            n = len(y)  # given, so that Lightning does not search the batch for its size at every call
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
+            self.log("train/mae", self.maes["train_mae"], on_step=False, on_epoch=True, batch_size=n)
+            if self.target_std is not None:
+                degc = loss.detach() * self.target_std
+                self.log("train/mae_degC", degc, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
+        elif split == "val":
             self._keep_for_figure(x, pred, y)
-        # update, not the metric's forward: the per-batch value forward would also compute is never used
-        metric.update(pred.detach().float(), y.float())
-        n = len(y)  # given, so that Lightning does not search the batch for its size at every call
-        on_step = split == "train"
-        self.log(
-            f"{split}/loss",
-            loss,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=split != "test",
-            sync_dist=True,
-            batch_size=n,
-        )
-        self.log(f"{split}/mae", metric, on_step=False, on_epoch=True, batch_size=n)
-        if on_step and self.target_std is not None:  # per step too, as train/loss; val/test: once an epoch
-            degc = loss.detach() * self.target_std
-            self.log(f"{split}/mae_degC", degc, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
         return loss
 
-    def _log_mae_degc(self, split: str) -> None:
-        """``<split>/mae_degC`` of validation and test: the epoch's MAE in degrees C, logged once an epoch from
-        the MAE metric (which torchmetrics synchronises across processes) instead of at every step. (Training
-        logs it per step: a module's ``on_train_epoch_end`` runs after the callbacks' that record the epoch.)"""
+    def _log_evaluation(self, split: str) -> None:
+        """Validation and test log once an epoch, from the MAE metric (whose states torchmetrics sums across
+        processes): ``loss`` (the loss is the MAE), ``mae`` and ``mae_degC``. Three ``self.log`` calls at every
+        step cost a CLI validation pass about 1 ms a batch (``benchmarks/pipeline.py``); what they averaged is
+        this one number. (Training logs per step: its per-step curve is wanted, and a module's
+        ``on_train_epoch_end`` runs after the callbacks that record the epoch.)"""
         metric = self.maes[f"{split}_mae"]
-        if self.target_std is not None and metric.update_count:
-            self.log(f"{split}/mae_degC", metric.compute() * self.target_std, on_step=False, on_epoch=True)
+        if not metric.update_count:
+            return
+        mae = metric.compute()
+        metric.reset()
+        self.log(f"{split}/loss", mae, prog_bar=split != "test")
+        self.log(f"{split}/mae", mae)
+        if self.target_std is not None:
+            self.log(f"{split}/mae_degC", mae * self.target_std)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_mae_degc("val")
+        self._log_evaluation("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_mae_degc("test")
+        self._log_evaluation("test")
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> Tensor:
         """The standardized prediction, as the book's ``model.predict`` returns it (:meth:`forecast` gives
@@ -209,6 +209,10 @@ class Forecaster(KerasStyleModule):
 
     def on_validation_epoch_start(self) -> None:
         self._figure_parts: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.maes["val_mae"].reset()  # nothing left from a pass that was interrupted
+
+    def on_test_epoch_start(self) -> None:
+        self.maes["test_mae"].reset()
 
     def _keep_for_figure(self, x: Tensor, pred: Tensor, y: Tensor) -> None:
         parts = getattr(self, "_figure_parts", None)
