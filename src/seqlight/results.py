@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ class Run:
     def finished(self) -> bool:
         return bool(self.summary.get("finished"))
 
-    @property
+    @cached_property  # read once: the report asks for it while matching tests and again in the table
     def tested_checkpoint(self) -> Path | None:
         """The ``--ckpt_path`` this run was started with, as LightningCLI saved it in ``config.yaml``."""
         import yaml
