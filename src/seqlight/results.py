@@ -8,7 +8,7 @@
   epoch of the best, the data source, the epochs run and the wall time.
 - :func:`reproduce` runs a set of the chapter's configs one after another (each as ``python -m seqlight
   fit|validate`` in a subprocess): it skips the finished ones, resumes an interrupted one with ``--ckpt_path
-  last``, prints a progress line per run, and ends with the report.
+  last``, optionally tests each fit's ``last.ckpt``, prints a progress line per run, and ends with the report.
 
 Epochs are shown 1-based, as Keras prints them (``metrics.json`` counts from 0, as Lightning does).
 """
@@ -374,8 +374,10 @@ def report_main(args: list[str]) -> int:
         "OUT/<experiment>.png (loss, and accuracy or MAE, train and validation per epoch, beside the book's "
         "validation curve where the reference lists it) and write OUT/results.md: best and final metric "
         "against the author's run (FC) and the Korean edition's re-run (GB), inside or outside the band "
-        "[min(FC, GB best) - tol, max(FC, GB best) + tol] (tol 0.01 accuracy, 0.005 MAE; real data only), "
-        "with the epoch of the best, the data source, the epochs run and the wall time.",
+        "[min(FC, GB best) - tol, max(FC, GB best) + tol] (tol 0.01 accuracy, 0.005 MAE; real data only; a miss "
+        "says whether it is better or worse), the test result of the run's checkpoint where a `seqlight test` "
+        "run names one (beside the book's, for 6.1.3's GloVe model), with the epoch of the best, the data "
+        "source, the epochs run and the wall time.",
     )
     parser.add_argument("runs_dir", nargs="?", default="runs", help="the runs folder (default: runs)")
     parser.add_argument("--out", default="docs/results", help="where to write (default: docs/results)")
@@ -540,7 +542,8 @@ def reproduce_main(args: list[str]) -> int:
         "--max_epochs epochs, if given) is skipped; one with a last.ckpt and no finished run is resumed "
         "exactly with --ckpt_path last; the others start. A progress line follows each run (elapsed time, "
         "an estimate of the rest from the seconds per epoch so far). A failing run stops reproduce with its "
-        "exit code; run the same command again to go on. Ends with `seqlight report RUNS --out REPORT_OUT`. "
+        "exit code; run the same command again to go on. With --test, each fitted config's last.ckpt is then "
+        "scored on the test split. Ends with `seqlight report RUNS --out REPORT_OUT`. "
         "Arguments after `--` are passed to every run (e.g. -- --data.init_args.steps_per_epoch 50).",
     )
     parser.add_argument("configs", nargs="*", metavar="CONFIG", help="config names (default: all)")
