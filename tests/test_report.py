@@ -332,19 +332,24 @@ def test_reproduce_tests_the_last_checkpoint_once(tmp_path, monkeypatch, capsys)
     code = results.reproduce(names, runs=str(runs), source="real", report_out=str(tmp_path / "r"), extra=extra)
     assert code == 0 and [c[3] for c in calls] == ["fit", "validate"]  # no --test: nothing tested
     calls.clear()
-    assert (
-        results.reproduce(names, runs=str(runs), source="real", report_out=str(tmp_path / "r"), extra=extra, test=True)
-        == 0
-    )
+    monkeypatch.chdir(tmp_path)  # a relative runs folder, as `seqlight reproduce --runs runs` gives
+    assert results.reproduce(names, runs="runs", source="real", report_out=None, extra=extra, test=True) == 0
     assert [(c[3], c[c.index("--config") + 1]) for c in calls] == [
         ("test", "imdb_glove"),
         ("test", "imdb_glove_scratch"),
     ]
     for cmd, name in zip(calls, ("imdb_glove", "imdb_glove_scratch"), strict=True):
-        assert cmd[cmd.index("--ckpt_path") + 1] == str(runs / name / "version_0" / "checkpoints" / "last.ckpt")
+        assert cmd[cmd.index("--ckpt_path") + 1] == str(
+            (runs / name / "version_0" / "checkpoints" / "last.ckpt").resolve()
+        )
         assert cmd[cmd.index("--data.init_args.source") + 1] == "real" and cmd[-2:] == extra
         assert "--trainer.max_epochs" not in cmd
-    rows = {r["experiment"]: r for r in results.parse_table((tmp_path / "r" / "results.md").read_text())}
+    # the tested checkpoint is named absolutely, so a report made from another folder still finds the test
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    report = results.write_report(runs, tmp_path / "r")
+    rows = {r["experiment"]: r for r in results.parse_table(report.read_text())}
     assert rows["imdb_glove"]["test: ours (checkpoint) / FC / GB"] == "0.5400 (last.ckpt) / 0.5366 / 0.5041"
     calls.clear()
     assert results.reproduce(names, runs=str(runs), report_out=None, test=True) == 0

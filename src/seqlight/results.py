@@ -516,7 +516,8 @@ def reproduce(
             elif last is None:
                 print(f"{head}: no finished fit with a last.ckpt to test", flush=True)
             else:
-                cmd = command("test", name, str(last))
+                # absolute: the test run's config.yaml keeps it, and the report may run from another folder
+                cmd = command("test", name, str(last.resolve()))
                 print(f"{head}: test: {' '.join(cmd[1:])}", flush=True)
                 code = run_subprocess(cmd)
                 if code:
