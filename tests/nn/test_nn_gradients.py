@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqlight.nn import GRU, LSTM, SimpleRNN, _loop
+from seqlight.nn import GRU, LSTM, SimpleRNN, _loop, _pool
 
 B, T, I, H = 2, 4, 3, 3
 
@@ -130,7 +130,7 @@ def test_implementation_switch():
 
 
 def test_buffers_reused_across_calls_never_change_a_result():
-    """The loop keeps its buffers from one call to the next (seqlight.nn._loop._Pool): outputs of an earlier call
+    """The loop keeps its buffers from one call to the next (seqlight.nn._pool.Pool): outputs of an earlier call
     stay as they were, and a graph kept with retain_graph=True still gives the same gradients after other calls."""
     torch.manual_seed(7)
     layer = _layer(LSTM, recurrent_activation="hard_sigmoid")
@@ -154,7 +154,7 @@ def test_buffers_reused_across_calls_never_change_a_result():
 
 def test_buffer_pool_is_bounded():
     """Batches of ever new shapes (bucketed lengths) must not grow the kept buffers without bound."""
-    pool = _loop._Pool(per_key=2, max_bytes=1000)
+    pool = _pool.Pool(per_key=2, max_bytes=1000)
     like = torch.zeros(1)
     pool.give(*[torch.empty(10 * n) for n in range(1, 30)])  # float32: 40 n bytes each
     assert pool.bytes <= 1000 and sum(t.nbytes for ts in pool.free.values() for t in ts) == pool.bytes

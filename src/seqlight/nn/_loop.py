@@ -8,13 +8,13 @@ Padding masks (``steps``, ``(T, B, 1)``, 1 where a step is real): a masked step 
 ``h_t = h_{t-1}`` (and ``c``), and the output repeats it: Keras's masking (:mod:`seqlight.nn._masks`). In the
 backward pass its state gradient passes through unchanged and the cell's step gets none.
 
-Three implementations, chosen by :func:`run` (``implementation``):
+Four implementations, chosen by :func:`run` (``implementation``):
 
 - ``'function'``: :class:`_Recurrence`, a ``torch.autograd.Function`` whose backward loop calls each cell's
   hand-written :meth:`~seqlight.nn.cells.Cell.step_backward` (activation derivatives from their outputs).
   Everything the backward pass reads goes through ``ctx.save_for_backward``: the states and the cell's
   per-step intermediates, written during the forward loop into preallocated buffers, which a small pool keeps
-  from call to call (:class:`_Pool`). It is differentiable once (no double backward).
+  from call to call (:class:`seqlight.nn._pool.Pool`). It is differentiable once (no double backward).
 - ``'autograd'``: the cell's plain loop (:attr:`~seqlight.nn.cells.Cell.loop`) recorded by autograd: used
   under autocast (where each op picks its own precision) and for activations without an output-only
   derivative (``elu``, ``softsign``). The loops are written in the subset of Python that TorchScript
@@ -22,73 +22,28 @@ Three implementations, chosen by :func:`run` (``implementation``):
   ``torch.onnx.export(..., dynamo=False)``): the tracer cannot record a Python ``autograd.Function`` and would
   unroll a Python loop into ``T`` copies of the step. The compiled loop is recorded as one call holding a real
   loop (``prim::Loop``, ONNX ``Loop``), so an exported model takes any batch size and any length.
-- ``'auto'``: ``'function'`` where it applies, else ``'autograd'``; the compiled loop while tracing.
+- ``'native'``: the whole loop in C (:mod:`seqlight.nn._native`), for the cells that have one, on CPU in
+  float32/float64, outside autocast and tracing; built on first use where the machine has a C compiler.
+- ``'auto'``: ``'native'`` where it applies, else ``'function'`` where that applies, else ``'autograd'``; the
+  compiled loop while tracing.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 
 import torch
 from torch import Tensor
 
 from seqlight.nn._fused import autocast_dtype
+from seqlight.nn._native import native_why_not, run_native
+from seqlight.nn._pool import POOL as _POOL
+from seqlight.nn._pool import GiveBack as _GiveBack
 from seqlight.nn.cells import Cell
 
 __all__ = ["run", "LOOP_IMPLEMENTATIONS"]
 
-LOOP_IMPLEMENTATIONS = ("auto", "function", "autograd")
-
-
-class _Pool:
-    """Buffers kept from one call to the next: a fresh tensor's pages are faulted in (and zeroed by the kernel) at
-    first touch, which on the IMDB shape cost more than the loop's arithmetic. A buffer is taken for a call and
-    given back when nothing can read it any more: at once without a graph, else when the graph node that saved it
-    is freed (:class:`_GiveBack`), so a graph kept with ``retain_graph=True`` keeps its buffers."""
-
-    def __init__(self, per_key: int = 2, max_bytes: int = 256 << 20) -> None:
-        self.per_key, self.max_bytes, self.bytes = per_key, max_bytes, 0
-        self.free: dict[tuple, list[Tensor]] = {}
-        self.lock = threading.Lock()
-
-    def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        key = (shape, like.dtype, like.device)
-        with self.lock:
-            free = self.free.get(key)
-            if free:
-                t = free.pop()
-                self.bytes -= t.nbytes
-                return t
-        return like.new_empty(shape)
-
-    def give(self, *tensors: Tensor | None) -> None:
-        """Keep ``tensors`` for later calls, at most ``per_key`` of a shape and ``max_bytes`` in all (batches of
-        ever new shapes must not grow the pool without bound)."""
-        with self.lock:
-            for t in tensors:
-                if t is None or self.bytes + t.nbytes > self.max_bytes:
-                    continue
-                free = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
-                if len(free) < self.per_key:
-                    free.append(t)
-                    self.bytes += t.nbytes
-
-
-_POOL = _Pool()
-
-
-class _GiveBack:
-    """Held by a graph node (``ctx``): gives its buffers back to the pool when the node is freed."""
-
-    def __init__(self, *tensors: Tensor | None) -> None:
-        self.tensors = tensors
-
-    def __del__(self) -> None:
-        try:
-            _POOL.give(*self.tensors)
-        except Exception:  # noqa: BLE001 - at interpreter exit the module's globals may be gone
-            pass
+LOOP_IMPLEMENTATIONS = ("auto", "native", "function", "autograd")
 
 
 def _rows(b: Tensor | None, g: int, H: int) -> Tensor | None:
@@ -247,7 +202,16 @@ def run(cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask=None, steps=None, i
     if implementation not in LOOP_IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {LOOP_IMPLEMENTATIONS}, got {implementation!r}")
     tracing = torch.jit.is_tracing()  # torch.jit.trace, TorchScript-based ONNX export (module docstring)
-    if implementation == "function":
+    autocast = autocast_dtype(x.device.type) is not None  # the fused path's check (works on "meta" tensors too)
+    native = False
+    if implementation in ("auto", "native"):
+        why_not = native_why_not(cell, x, w_hh, autocast, tracing)
+        if implementation == "native" and why_not is not None:
+            raise ValueError(f"implementation='native' cannot run {cell!r} here: {why_not}")
+        native = why_not is None
+    if native:
+        hand = True
+    elif implementation == "function":
         if tracing or not cell.has_hand_backward():
             raise ValueError(
                 f"implementation='function' needs activations whose derivative follows from their output and no "
@@ -257,14 +221,16 @@ def run(cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask=None, steps=None, i
     elif implementation == "autograd":
         hand = False
     else:
-        # the same autocast check as the fused path's (works on "meta" tensors too)
-        hand = not tracing and cell.has_hand_backward() and autocast_dtype(x.device.type) is None
+        hand = not tracing and cell.has_hand_backward() and not autocast
     rmask = cell.order_gates(rmask)  # the masks in the loop's gate order, as fold put the weights
     if x.dim() == 4:
         x = cell.order_gates(x)
     if hand:
         rm = None if rmask is None else rmask.transpose(1, 2).contiguous()
         st = None if steps is None else steps.transpose(1, 2).contiguous()
+        if native:
+            hs, h = run_native(cell, x, w_ih, b_ih, w_hh, h0.t(), rm, st)
+            return hs.permute(2, 1, 0), h.t(), None
         c0t = None if c0 is None else c0.t()
         hs, h, c = _Recurrence.apply(cell, x, w_ih, b_ih, w_hh, b_hh, h0.t(), c0t, rm, st)
         return hs.permute(2, 0, 1), h.t(), (None if c is None else c.t())

@@ -97,6 +97,8 @@ class Cell:
     #: the order of the gates inside the loop, as storage indices (None: the storage order); :meth:`fold` puts
     #: the weights in it and :meth:`order_gates` the masks, so that gates sharing an activation are adjacent
     gate_order: tuple[int, ...] | None = None
+    #: the name of the cell's loop in C (:mod:`seqlight.nn._native`), or None
+    native: str | None = None
 
     def __init__(self, activation: str = "tanh", recurrent_activation: str = "sigmoid") -> None:
         self.activation, self.recurrent_activation = activation, recurrent_activation
@@ -465,6 +467,7 @@ class GRUResetBeforeCell(Cell):
     gates = 3
     gate_is_recurrent = (True, True, False)
     loop = staticmethod(_gru_reset_before_loop)
+    native = "gru_reset_before"
     block_gates = ((0, 2), (0, 1), (1, 2), (2, 3))  # x[1] = r and z, x[2] = r, z, n
 
     def prepare(self, w_hh, b_hh, rmask):

@@ -58,8 +58,9 @@ class GRU(KerasRecurrent):
         reset_after: see the equations. ``False`` has one bias (``bias_ih_l{k}``), ``True`` two.
         implementation: ``'auto'`` (default): PyTorch's fused kernel whenever the semantics allow, else the
             custom loop; ``'fused'``: the fused kernel, ValueError if a call needs the loop; ``'loop'``: the
-            custom loop (hand-written backward where every activation allows, else autograd); ``'function'``
-            or ``'autograd'``: one of the loop's two implementations (see :mod:`seqlight.nn._loop`).
+            custom loop (in C for ``reset_after=False`` where the machine has a C compiler, else hand-written
+            backward where every activation allows, else autograd); ``'native'``, ``'function'`` or
+            ``'autograd'``: one of the loop's three implementations (see :mod:`seqlight.nn._loop`).
         use_fused: the older form of ``implementation``: ``None`` is ``'auto'``, ``True`` ``'fused'``,
             ``False`` ``'loop'``.
 

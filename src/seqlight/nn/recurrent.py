@@ -19,9 +19,9 @@ between two execution paths:
   cell (:mod:`seqlight.nn.cells`): its input projection and one recurrent matmul, a few elementwise ops, and a
   hand-written backward pass.
 
-``implementation=`` chooses explicitly (``'auto'``, ``'fused'``, ``'loop'``, ``'function'``, ``'autograd'``;
-``use_fused`` is its older form). Variable lengths (``PackedSequence``, ``lengths=``, ``mask=``) follow Keras's
-masking, see :meth:`KerasRecurrent.forward` and :mod:`seqlight.nn._masks`.
+``implementation=`` chooses explicitly (``'auto'``, ``'fused'``, ``'loop'``, ``'native'``, ``'function'``,
+``'autograd'``; ``use_fused`` is its older form). Variable lengths (``PackedSequence``, ``lengths=``,
+``mask=``) follow Keras's masking, see :meth:`KerasRecurrent.forward` and :mod:`seqlight.nn._masks`.
 
 A bidirectional layer runs each direction as a layer of its own (the backward one on the flipped sequence,
 its output flipped back), so both paths and every mask serve it unchanged. Masks are drawn in
@@ -51,9 +51,10 @@ from seqlight.nn.cells import Cell, make_cell
 __all__ = ["KerasRecurrent", "ACTIVATIONS", "hard_sigmoid", "KERAS_TO_TORCH_GATES", "IMPLEMENTATIONS"]
 
 _GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
-#: ``implementation=``: the fused kernel, the custom loop (hand-written backward where it applies, else
-#: autograd), or one of the loop's two implementations explicitly; ``'auto'`` takes the fused kernel first.
-IMPLEMENTATIONS = ("auto", "fused", "loop", "function", "autograd")
+#: ``implementation=``: the fused kernel, the custom loop (in C where the cell has a native loop and the machine a
+#: compiler, else with a hand-written backward where it applies, else autograd), or one of the loop's three
+#: implementations explicitly; ``'auto'`` takes the fused kernel first.
+IMPLEMENTATIONS = ("auto", "fused", "loop", "native", "function", "autograd")
 # Keras gate order -> storage (torch) gate order, per kind.
 KERAS_TO_TORCH_GATES = {"simple_rnn": [0], "lstm": [0, 1, 2, 3], "gru": [1, 0, 2]}
 
