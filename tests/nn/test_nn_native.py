@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from seqlight.nn import GRU, LSTM, Bidirectional, _loop
+from seqlight.nn import GRU, LSTM, Bidirectional, SimpleRNN, _loop
 from seqlight.nn._native import native_status
 
 needs_native = pytest.mark.skipif(
@@ -19,78 +19,88 @@ needs_native = pytest.mark.skipif(
 
 I, H = 3, 4
 
-
-def _gru(**kw):
-    torch.manual_seed(0)
-    return GRU(I, H, reset_after=False, recurrent_activation="hard_sigmoid", **kw).double()
+CELLS = {  # every cell with a native loop, with the activations it meets in the book and beyond
+    "GRU Keras 2.0.8": (GRU, dict(reset_after=False, recurrent_activation="hard_sigmoid")),
+    "GRU reset_after": (GRU, dict()),
+    "LSTM hard_sigmoid": (LSTM, dict(recurrent_activation="hard_sigmoid")),
+    "LSTM relu": (LSTM, dict(activation="relu")),
+    "SimpleRNN": (SimpleRNN, dict()),
+    "SimpleRNN relu": (SimpleRNN, dict(activation="relu")),
+}
 
 
 @needs_native
+@pytest.mark.parametrize("name", list(CELLS))
 @pytest.mark.parametrize("batch", [2, 33])  # 33: the 32-column blocks and the remainder
 @pytest.mark.parametrize("rmasked", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("gate_inputs", [False, True])  # x (T, B, in), or one input per gate (G, T, B, in)
-def test_gradcheck_native_loop(batch, rmasked, padded, gate_inputs):
-    """The C loop's backward (and torch's whole-sequence weight gradients around it) against finite differences,
-    in float64, with per-sample recurrent dropout masks and padding masks (front, end and inside)."""
-    cell = _gru().cell
-    T = 5
+def test_gradcheck_native_loop(name, batch, rmasked, padded, gate_inputs):
+    """Each cell's C loop backward (and torch's whole-sequence weight gradients around it) against finite
+    differences, in float64, with per-sample recurrent dropout masks and padding masks (front, end, inside)."""
+    cls, kw = CELLS[name]
+    torch.manual_seed(0)
+    cell = cls(I, H, **kw).cell
+    G, T = cell.gates, 4
     gen = torch.Generator().manual_seed(1)
-    shape = (3, T, batch, I) if gate_inputs else (T, batch, I)
-    x = torch.randn(*shape, dtype=torch.float64, generator=gen, requires_grad=True)
-    w_ih = (0.5 * torch.randn(3 * H, I, dtype=torch.float64, generator=gen)).requires_grad_()
-    b_ih = torch.randn(3 * H, dtype=torch.float64, generator=gen, requires_grad=True)
-    w_hh = (0.5 * torch.randn(3 * H, H, dtype=torch.float64, generator=gen)).requires_grad_()
-    h0 = torch.randn(batch, H, dtype=torch.float64, generator=gen, requires_grad=True)
-    rmask = (torch.rand(3, batch, H, generator=gen, dtype=torch.float64) > 0.3).double() / 0.7 if rmasked else None
+
+    def rand(*shape, scale=1.0):
+        return (scale * torch.randn(*shape, dtype=torch.float64, generator=gen)).requires_grad_()
+
+    x = rand(*((G, T, batch, I) if gate_inputs else (T, batch, I)))
+    w_ih, b_ih, w_hh = rand(G * H, I, scale=0.5), rand(G * H), rand(G * H, H, scale=0.5)
+    b_hh = rand(H) if cell.has_recurrent_bias else None  # the GRU's c_n
+    h0 = rand(batch, H)
+    c0 = rand(batch, H) if cell.has_cell_state else None
+    rmask = (torch.rand(G, batch, H, generator=gen, dtype=torch.float64) > 0.3).double() / 0.7 if rmasked else None
     steps = None
     if padded:
         steps = (torch.rand(T, batch, 1, generator=gen) > 0.3).double()
         steps[0, 0], steps[-1, -1] = 0, 0
 
-    def f(x, w_ih, b_ih, w_hh, h0):
-        out, h, _ = _loop.run(cell, x, w_ih, b_ih, w_hh, None, h0, None, rmask, steps, implementation="native")
-        return out, h
+    def f(x, w_ih, b_ih, w_hh, b_hh, h0, c0):
+        out, h, c = _loop.run(cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask, steps, implementation="native")
+        return (out, h) if c is None else (out, h, c)
 
-    assert torch.autograd.gradcheck(f, (x, w_ih, b_ih, w_hh, h0), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(f, (x, w_ih, b_ih, w_hh, b_hh, h0, c0), eps=1e-6, atol=1e-6)
 
 
 def _run(layer, x, seed, **kw):
     torch.manual_seed(seed)
-    out, h = layer(x, **kw)
-    loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)).pow(2).sum() + h.sum()
+    out, state = layer(x, **kw)
+    states = state if isinstance(state, tuple) else (state,)
+    loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)).pow(2).sum() + sum(s.sum() for s in states)
     grads = torch.autograd.grad(loss, [x, *layer.parameters()])
-    return out, h, grads
+    return out, states, grads
 
 
-CASES = {
+OPTIONS = {
     "plain": dict(),
     "dropout": dict(dropout=0.3, recurrent_dropout=0.3),
-    "relu": dict(activation="relu"),
-    "linear, sigmoid gates": dict(activation="linear", recurrent_activation="sigmoid"),
     "stacked, backwards": dict(num_layers=2, go_backwards=True),
     "bias=False": dict(bias=False),
 }
 
 
 @needs_native
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("lengths", [False, True])
-def test_native_equals_the_python_loop(case, lengths):
+def test_native_equals_the_python_loop(name, option, lengths):
     """Outputs, final states and every gradient (inputs and parameters) of the same layer on both loops, with the
     same dropout masks (same seed), in float64 (agreement to rounding) and float32 (to float32 tolerance)."""
-    kw = {"reset_after": False, "recurrent_activation": "hard_sigmoid", **CASES[case]}
-    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-4)):
+    cls, kw = CELLS[name]
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-3)):
         torch.manual_seed(0)
-        layer = GRU(I, H, **kw).to(dtype)
+        layer = cls(I, H, **kw, **OPTIONS[option]).to(dtype)
         x = torch.randn(37, 9, I, dtype=dtype, requires_grad=True)
         call = {"lengths": torch.randint(1, 10, (37,))} if lengths else {}
         results = {}
         for impl in ("native", "function"):
             layer.implementation = impl
             results[impl] = _run(layer, x, seed=5, **call)
-        (o1, h1, g1), (o2, h2, g2) = results["native"], results["function"]
-        for a, b in zip((o1, h1, *g1), (o2, h2, *g2)):
+        (o1, s1, g1), (o2, s2, g2) = results["native"], results["function"]
+        for a, b in zip((o1, *s1, *g1), (o2, *s2, *g2)):
             torch.testing.assert_close(a, b, atol=tol, rtol=tol)
 
 
@@ -105,14 +115,15 @@ def test_bidirectional_native_equals_python_loop():
         for sub in (layer.forward_layer, layer.backward_layer):
             sub.implementation = impl
         res[impl] = _run(layer, x, seed=0)
-    for a, b in zip((res["native"][0], *res["native"][2]), (res["function"][0], *res["function"][2])):
+    (o1, s1, g1), (o2, s2, g2) = res["native"], res["function"]
+    for a, b in zip((o1, *s1, *g1), (o2, *s2, *g2)):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
 @needs_native
 def test_auto_takes_the_native_loop_where_it_applies(monkeypatch):
-    """``'auto'`` runs the C loop for the Keras 2.0.8 GRU on CPU in float32 and float64, and the Python loop under
-    autocast, for other dtypes and for cells without a native loop."""
+    """The custom loop runs in C on CPU in float32 and float64 (Keras 2.0.8's GRU and LSTM under ``'auto'``, any
+    cell under ``'loop'``), and in Python under autocast, in other dtypes and where ``'function'`` is asked."""
     calls = []
     real = _loop.run_native
     monkeypatch.setattr(_loop, "run_native", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -120,18 +131,21 @@ def test_auto_takes_the_native_loop_where_it_applies(monkeypatch):
     gru = GRU(I, H, reset_after=False, recurrent_activation="hard_sigmoid")
     gru(x)
     gru.double()(x.double())
-    assert len(calls) == 2
+    LSTM(I, H, recurrent_activation="hard_sigmoid")(x)
+    SimpleRNN(I, H, implementation="loop")(x)
+    assert len(calls) == 4
     with torch.autocast("cpu", dtype=torch.bfloat16):
         gru.float()(x)
     gru.to(torch.bfloat16)(x.to(torch.bfloat16))
-    LSTM(I, H, recurrent_activation="hard_sigmoid")(x)
-    assert len(calls) == 2
+    GRU(I, H)(x)  # torch's semantics: 'auto' takes torch's fused kernel first
+    GRU(I, H, reset_after=False, implementation="function")(x)
+    assert len(calls) == 4
 
 
 def test_native_where_it_cannot_run_is_a_clear_error():
     x = torch.randn(2, 5, I)
-    with pytest.raises(ValueError, match="implementation='native' cannot run LSTMCell.*no native loop"):
-        LSTM(I, H, recurrent_activation="hard_sigmoid", implementation="native")(x)
+    with pytest.raises(ValueError, match="implementation='native' cannot run LSTMCell.*no elu activation"):
+        LSTM(I, H, activation="elu", implementation="native")(x)
     gru = GRU(I, H, reset_after=False, implementation="native").to(torch.bfloat16)
     with pytest.raises(ValueError, match="CPU float32/float64"):
         gru(x.to(torch.bfloat16))

@@ -228,10 +228,10 @@ def run(cell: Cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask=None, steps=None, i
     if hand:
         rm = None if rmask is None else rmask.transpose(1, 2).contiguous()
         st = None if steps is None else steps.transpose(1, 2).contiguous()
-        if native:
-            hs, h = run_native(cell, x, w_ih, b_ih, w_hh, h0.t(), rm, st)
-            return hs.permute(2, 1, 0), h.t(), None
         c0t = None if c0 is None else c0.t()
+        if native:
+            hs, h, c = run_native(cell, x, w_ih, b_ih, w_hh, b_hh, h0.t(), c0t, rm, st)
+            return hs.permute(2, 1, 0), h.t(), (None if c is None else c.t())
         hs, h, c = _Recurrence.apply(cell, x, w_ih, b_ih, w_hh, b_hh, h0.t(), c0t, rm, st)
         return hs.permute(2, 0, 1), h.t(), (None if c is None else c.t())
     if x.dim() == 3:

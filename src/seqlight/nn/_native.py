@@ -16,8 +16,12 @@ once per source, compiler and CPU. Where there is no compiler, or ``$SEQLIGHT_NA
 :func:`native_status` says which. It runs on CPU tensors in float32 and float64 (the latter for gradcheck),
 outside autocast and tracing, on one core whatever torch's thread count (the GIL is released meanwhile).
 
-Cells with a native loop: the GRU with ``reset_after=False`` (Keras 2.0.8, the book's Jena models), with
-per-sample recurrent dropout masks and padding masks.
+Every cell has a native loop (:attr:`seqlight.nn.cells.Cell.native`): SimpleRNN, LSTM, and the GRU both ways
+(``reset_after``), with every activation but ``elu`` and ``softsign``, per-sample recurrent dropout masks and
+padding masks. ``implementation='auto'`` still takes PyTorch's fused kernel first where it computes the same
+equations (torch's semantics: bit for bit ``torch.nn.GRU``), so the C loop runs for the book's Keras 2.0.8
+layers, for per-sample recurrent dropout and for masks; ``implementation='loop'`` (or ``'native'``) asks for it
+everywhere. Measured in ``benchmarks/recurrent.py`` against torch's kernels in the same run.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -116,12 +122,14 @@ def _build() -> Path | str:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
+    """Argument types of every kernel's two entry points (the C file's signatures)."""
     p, i, z = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
-    for sfx in ("f32", "f64"):
-        fwd = getattr(lib, f"gru_rb_forward_{sfx}")
-        fwd.argtypes, fwd.restype = [i, i, i, z, z, p, p, p, p, p, p, p, i, i], i
-        bwd = getattr(lib, f"gru_rb_backward_{sfx}")
-        bwd.argtypes, bwd.restype = [i, i, i, z, z, p, p, p, p, p, p, p, p, i, i], i
+    for sfx, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        for kernel in KERNELS.values():
+            fwd = getattr(lib, f"{kernel.name}_forward_{sfx}")
+            fwd.argtypes, fwd.restype = [i, i, i, z, z, *[p] * 9, i, i, real, real], i
+            bwd = getattr(lib, f"{kernel.name}_backward_{sfx}")
+            bwd.argtypes, bwd.restype = [i, i, i, z, z, *[p] * 12, i, i, real], i
 
 
 def library() -> ctypes.CDLL | None:
@@ -200,85 +208,136 @@ def _rows_of(x: Tensor) -> Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-class _GRUResetBefore(torch.autograd.Function):
-    """The Keras 2.0.8 GRU's loop in C (``gru_rb_*``). ``x (T, B, in)`` or ``(3, T, B, in)`` (one input mask
-    per gate), the folded weights, ``h0 (H, B)``, ``rmask (3, H, B)``, ``steps (T, 1, B)``, as
-    :func:`seqlight.nn._loop.run` prepares them. Returns ``(hs (H, T, B), h_T (H, B))``; the C file says the
-    layout."""
+def _state_products(d: Tensor, h_prev: Tensor, rmask: Tensor | None, gates: range) -> Tensor:
+    """``[d_g (h m_g)^T]_g``: the weight gradient of the recurrent products whose input is the previous state
+    (masked per gate), ``d``: their gradients, ``(len(gates) * H, T * B)``; ``h_prev (H, T, B)``."""
+    H, TB = h_prev.shape[0], d.shape[1]
+    if rmask is None:
+        return torch.mm(d, h_prev.reshape(H, TB).t())  # the padded rows make this a view, not a copy
+    m = rmask.view(-1, H, 1, rmask.shape[-1])
+    blocks = d.split(H)
+    return torch.cat([torch.mm(blocks[i], (h_prev * m[g]).reshape(H, TB).t()) for i, g in enumerate(gates)])
+
+
+def _grads_state_inputs(G, d_pre, h_prev, rmask, aux, d_aux):
+    """SimpleRNN, LSTM: every gate's recurrent input is the (masked) previous state."""
+    return _state_products(d_pre, h_prev, rmask, range(G)), None
+
+
+def _grads_gru_reset_before(G, d_pre, h_prev, rmask, aux, d_aux):
+    """r, z: the previous state; n: ``r h m_n``, kept in ``aux``."""
+    H = h_prev.shape[0]
+    d_n = torch.mm(d_pre[2 * H :], aux.reshape(H, -1).t())
+    return torch.cat([_state_products(d_pre[: 2 * H], h_prev, rmask, range(2)), d_n]), None
+
+
+def _grads_gru(G, d_pre, h_prev, rmask, aux, d_aux):
+    """r, z, n: the previous state; n's product ``U_n (h m_n) + c_n`` has the gradient ``d_aux`` (the reset gate
+    scales it), which also sums to the gradient of ``c_n``."""
+    H = h_prev.shape[0]
+    d_aux = d_aux.reshape(H, -1)
+    rz = _state_products(d_pre[: 2 * H], h_prev, rmask, range(2))
+    return torch.cat([rz, _state_products(d_aux, h_prev, rmask, range(2, 3))]), d_aux.sum(1)
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """One cell's loop in C (``<name>_forward/backward``, see the C file) and its weight gradients around it."""
+
+    name: str
+    aux: bool  # whether the cell keeps a (H, T, B) sequence besides the gates
+    d_aux: bool  # whether its backward pass writes one (the GRU's gradient of U_n h + c_n)
+    weight_grads: Callable  # (G, d_pre, h_prev, rmask, aux, d_aux) -> (d U, d b_hh or None)
+
+
+KERNELS = {
+    "simple_rnn": _Kernel("simple_rnn", False, False, _grads_state_inputs),
+    "lstm": _Kernel("lstm", True, False, _grads_state_inputs),
+    "gru": _Kernel("gru", True, True, _grads_gru),
+    "gru_reset_before": _Kernel("gru_rb", True, False, _grads_gru_reset_before),
+}
+
+
+class _NativeRecurrence(torch.autograd.Function):
+    """A cell's loop in C. ``x (T, B, in)`` or ``(G, T, B, in)`` (one input mask per gate), the folded weights
+    (``b_hh``: the GRU's ``c_n`` or None), states ``(H, B)`` (``c0`` for the LSTM, else None), ``rmask (G, H,
+    B)``, ``steps (T, 1, B)``, as :func:`seqlight.nn._loop.run` prepares them. Returns ``(hs (H, T, B), h_T (H,
+    B), c_T or None)``; the C file describes the layout."""
 
     @staticmethod
-    def forward(ctx, cell, x, w_ih, b_ih, w_hh, h0, rmask, steps):
-        H, B = h0.shape
-        T = x.shape[-3]
+    def forward(ctx, cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask, steps):
+        kernel = KERNELS[cell.native]
+        G, (H, B), T = cell.gates, h0.shape, x.shape[-3]
         xs = [_rows_of(x)] if x.dim() == 3 else [_rows_of(xg) for xg in x]  # one per input mask
-        xw_block, rh_block = _block(3 * H, T, B, x), _block(H, T, B, x)
+        xw_block = _block(G * H, T, B, x)
+        aux_block = _block(H, T, B, x) if kernel.aux else None
         xw = xw_block[:, : T * B]  # the input projections, overwritten with the gates
         for rows, x_rows, w in zip(xw.chunk(len(xs)), xs, w_ih.chunk(len(xs))):
             rows.addmm_(w, x_rows.t(), beta=0)  # beta=0: the uninitialised memory is not read; the loop adds b_ih
         hs = _steps(x.new_empty(H, _padded((T + 1) * B)), T + 1, B)  # the output: not from the pool
         hs[:, 0] = h0
-        rh = _steps(rh_block, T, B)
-        w = w_hh.contiguous()
-        rm = None if rmask is None else rmask.contiguous()
-        st = None if steps is None else steps.contiguous()
+        cs = None
+        if c0 is not None:
+            cs = _steps(x.new_empty(H, _padded((T + 1) * B)), T + 1, B)
+            cs[:, 0] = c0
+        aux = None if aux_block is None else _steps(aux_block, T, B)
+        w_hh = w_hh.contiguous()
+        b, c_n, rm, st = (None if t is None else t.contiguous() for t in (b_ih, b_hh, rmask, steps))
+        fwd = getattr(library(), f"{kernel.name}_forward_{_SUFFIX[x.dtype]}")
+        ptrs = [_ptr(t) for t in (xw, b, w_hh, c_n, rm, st, hs, cs, aux)]
         act, ract = (ACTIVATION_IDS[a] for a in cell.core_names())
-        fwd = getattr(library(), f"gru_rb_forward_{_SUFFIX[x.dtype]}")
-        lds = xw.stride(0), hs.stride(0)
-        b = None if b_ih is None else b_ih.contiguous()
-        _check(
-            fwd(T, B, H, *lds, _ptr(xw), _ptr(b), _ptr(w), _ptr(rm), _ptr(st), _ptr(hs), _ptr(rh), act, ract),
-            "GRU loop",
-        )
+        code = fwd(T, B, H, xw.stride(0), hs.stride(0), *ptrs, act, ract, cell.act.scale, cell.act.shift)
+        _check(code, f"{kernel.name} loop")
         ctx.set_materialize_grads(False)
-        ctx.cell = cell
-        ctx.save_for_backward(w_ih, b_ih, w, rm, st, hs, xw, rh, *xs)
-        ctx.give_back = GiveBack(xw_block, rh_block)
-        return hs[:, 1:], hs[:, T].clone()
+        ctx.cell, ctx.per_gate_inputs = cell, x.dim() == 4
+        ctx.save_for_backward(w_ih, b_ih, w_hh, b_hh, rm, st, hs, cs, xw, aux, *xs)
+        ctx.give_back = GiveBack(xw_block, aux_block)
+        return hs[:, 1:], hs[:, T].clone(), None if cs is None else cs[:, T].clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, d_out, d_h):
-        w_ih, b_ih, w_hh, rmask, steps, hs, xw, rh, *xs = ctx.saved_tensors
-        H, T, B = hs.shape[0], hs.shape[1] - 1, hs.shape[2]
+    def backward(ctx, d_out, d_h, d_c):
+        cell = ctx.cell
+        kernel = KERNELS[cell.native]
+        w_ih, b_ih, w_hh, b_hh, rmask, steps, hs, cs, xw, aux, *xs = ctx.saved_tensors
+        G, H, T, B = cell.gates, hs.shape[0], hs.shape[1] - 1, hs.shape[2]
         dh = torch.zeros_like(hs[:, 0]) if d_h is None else d_h.contiguous().clone()
-        d_block = _block(3 * H, T, B, xw)
+        dc = None
+        if cs is not None:
+            dc = torch.zeros_like(hs[:, 0]) if d_c is None else d_c.contiguous().clone()
+        d_block = _block(G * H, T, B, xw)
         d_pre = d_block[:, : T * B]
+        d_aux_block = _block(H, T, B, xw) if kernel.d_aux else None
+        d_aux = None if d_aux_block is None else _steps(d_aux_block, T, B)
         out_block = None
         if d_out is not None and d_out.stride() != (d_pre.stride(0), B, 1):  # the C loop reads it as d_pre
             out_block = _block(H, T, B, xw)
             d_out = _steps(out_block, T, B).copy_(d_out)
         wt = w_hh.t().contiguous()
-        act, ract = (ACTIVATION_IDS[a] for a in ctx.cell.core_names())
-        bwd = getattr(library(), f"gru_rb_backward_{_SUFFIX[xw.dtype]}")
-        ptrs = [_ptr(t) for t in (xw, wt, rmask, steps, hs, d_out, dh, d_pre)]
-        _check(bwd(T, B, H, d_pre.stride(0), hs.stride(0), *ptrs, act, ract), "GRU backward loop")
+        bwd = getattr(library(), f"{kernel.name}_backward_{_SUFFIX[xw.dtype]}")
+        ptrs = [_ptr(t) for t in (xw, wt, rmask, steps, hs, cs, aux, d_out, dh, dc, d_pre, d_aux)]
+        act, ract = (ACTIVATION_IDS[a] for a in cell.core_names())
+        _check(bwd(T, B, H, d_pre.stride(0), hs.stride(0), *ptrs, act, ract, cell.act.scale), f"{kernel.name} backward")
         # every weight gradient is one product over all steps: d U_g = D_g (input of U_g)^T, d W = D X
-        h_prev = hs[:, :T]  # (H, T, B), as the matrix (H, T * B) without a copy
-        if rmask is None:
-            d_w_rz = torch.mm(d_pre[: 2 * H], h_prev.view(H, T * B).t())
-        else:
-            m = rmask.view(3, H, 1, B)
-            d_w_rz = torch.cat(
-                [torch.mm(d_pre[g * H : (g + 1) * H], (h_prev * m[g]).reshape(H, T * B).t()) for g in (0, 1)]
-            )
-        d_w_hh = torch.cat([d_w_rz, torch.mm(d_pre[2 * H :], rh.view(H, T * B).t())])
-        d_x = None
+        d_w_hh, d_b_hh = kernel.weight_grads(G, d_pre, hs[:, :T], rmask, aux, d_aux)
         d_pres, w_ihs = d_pre.chunk(len(xs)), w_ih.chunk(len(xs))
         # (X^T D^T)^T: MKL takes the narrow X (T * B, in) far better as the left factor (twice as fast here)
         d_w_ih = torch.cat([torch.mm(x_rows.t(), d.t()).t() for d, x_rows in zip(d_pres, xs)])
+        d_x = None
         if ctx.needs_input_grad[1]:
             d_x = torch.stack([torch.mm(d.t(), w).view(T, B, -1) for d, w in zip(d_pres, w_ihs)])
-            d_x = d_x[0] if len(xs) == 1 else d_x
+            d_x = d_x if ctx.per_gate_inputs else d_x[0]
         d_b_ih = None if b_ih is None else d_pre.sum(1)
-        POOL.give(d_block, out_block)
-        return None, d_x, d_w_ih, d_b_ih, d_w_hh, dh, None, None
+        POOL.give(d_block, d_aux_block, out_block)
+        if b_hh is None:
+            d_b_hh = None
+        return None, d_x, d_w_ih, d_b_ih, d_w_hh, d_b_hh, dh, dc, None, None
 
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-_FUNCTIONS = {"gru_reset_before": _GRUResetBefore}
 
 
-def run_native(cell, x, w_ih, b_ih, w_hh, h0, rmask, steps) -> tuple[Tensor, Tensor]:
+def run_native(cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask, steps) -> tuple[Tensor, Tensor, Tensor | None]:
     """``cell``'s loop in C: feature-major tensors as :func:`seqlight.nn._loop.run` prepares them; returns
-    ``(hs (H, T, B), h_T (H, B))``."""
-    return _FUNCTIONS[cell.native].apply(cell, x, w_ih, b_ih, w_hh, h0, rmask, steps)
+    ``(hs (H, T, B), h_T (H, B), c_T (H, B) or None)``."""
+    return _NativeRecurrence.apply(cell, x, w_ih, b_ih, w_hh, b_hh, h0, c0, rmask, steps)

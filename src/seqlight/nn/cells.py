@@ -215,6 +215,7 @@ def _simple_rnn_loop(
 class SimpleRNNCell(Cell):
     """Keras ``SimpleRNN``: ``h' = activation(x W + b + (h * m) U)``."""
 
+    native = "simple_rnn"
     gates = 1
     gate_is_recurrent = (False,)
     loop = staticmethod(_simple_rnn_loop)
@@ -277,6 +278,7 @@ class LSTMCell(Cell):
     """Keras ``LSTM`` (one bias), gates i, f, g, o (Keras i, f, c, o); inside the loop i, f, o, g, so that one op
     applies the recurrent activation to the three gates that take it."""
 
+    native = "lstm"
     gates = 4
     has_cell_state = True
     gate_is_recurrent = (True, True, False, True)
@@ -371,6 +373,7 @@ class GRUCell(Cell):
     into the input projections, and the loop keeps only ``c_n`` (``b_hh (H,)``), which the reset gate scales.
     """
 
+    native = "gru"
     gates = 3
     has_recurrent_bias = True
     gate_is_recurrent = (True, True, False)

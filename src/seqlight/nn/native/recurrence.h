@@ -2,16 +2,29 @@
    REAL (float, double), with SFX(name) giving each function its precision's suffix.
 
    Layout: feature-major and time-contiguous per row. A sequence of (R, B) blocks, one per step, is stored as
-   (R, T, B) with rows ld apart: row k of step t at base[k * ld + t * B], ld >= T * B (the states hs: (H, T +
-   1, B), rows ldh >= (T + 1) * B apart). So a step is R rows of B contiguous numbers, and each row of the whole
-   sequence is one contiguous run of T * B: the input projections and every weight gradient are single matrix
-   products over all steps, which torch does around these loops (seqlight/nn/_native.py). (The caller pads ld
-   and ldh so that rows are not a multiple of 4 KiB apart: there, a step's rows would all compete for the same
-   few cache sets.) The activations' affine maps are folded into the
-   weights (activations.py): a gate applies only its activation's core. Per-sample recurrent dropout masks
-   rm (G * H, B) or NULL; padding masks steps (T, B), 1 for a real step and 0 for a masked one, or NULL: a
-   masked step keeps its state, and its state gradient passes through it.
+   (R, T, B) with rows ld apart: row k of step t at base[k * ld + t * B], ld >= T * B (the states hs and cs:
+   (H, T + 1, B), rows ldh >= (T + 1) * B apart). So a step is R rows of B contiguous numbers, and each row of
+   the whole sequence is one contiguous run of T * B: the input projections and every weight gradient are
+   single matrix products over all steps, which torch does around these loops (seqlight/nn/_native.py). (The
+   caller pads ld and ldh so that rows are not a multiple of 4 KiB apart: there, a step's rows would all compete
+   for the same few cache sets.)
 
+   Every cell has the same two entry points (unused arguments are NULL):
+     <cell>_forward(T, B, H, ld, ldh, xw, bias, w, b_hh, rm, steps, hs, cs, aux, act, ract, act_scale, act_shift)
+     <cell>_backward(T, B, H, ld, ldh, xw, wt, rm, steps, hs, cs, aux, d_out, dh, dc, d_pre, d_aux, act, ract,
+                     act_scale)
+   - xw (G*H, T, B): the input projections W x without their bias (G*H,) or NULL, which each step adds while it
+     is in cache; the forward pass overwrites them with the gates' activations, which the backward pass reads.
+   - w = U (G*H, H), wt = U^T (H, G*H), gates in the loop's order (cells.py); b_hh: the GRU's c_n (H,) or NULL.
+   - rm (G*H, B): per-sample recurrent dropout masks, or NULL; steps (T, B): 1 for a real step, 0 for a masked
+     one, or NULL. A masked step keeps its state, and its state gradient passes through it.
+   - hs, cs (H, T + 1, B): the states, step 0 given (h0, c0); aux (H, T, B): what the cell's backward pass needs
+     besides the gates, and the input of a recurrent product whose weight gradient torch computes.
+   - d_out (H, T, B): the gradient of the outputs hs[1..T], or NULL; dh, dc (H, B): the gradient of the last
+     state in, of the first out; d_pre (G*H, T, B): the gradient of every step's pre-activations (= of its
+     input projections); d_aux (H, T, B): the GRU's gradient of U_n (h m_n) + c_n.
+   - act, ract: the activation's and the recurrent activation's cores (ACT_*); act_scale, act_shift: the
+     activation's affine map, for the LSTM's act(c) (not folded into any weight).
    Every function returns 0, or 1 where it could not allocate its scratch. */
 
 /* out (M, B; rows ldo apart) += W (M, K; rows ldw apart) @ in (K, B; rows ldi apart), 32 columns at a time kept
@@ -46,30 +59,32 @@ static void SFX(gemm_acc)(int M, int K, int B, const REAL *W, size_t ldw, const 
     }
 }
 
-/* x = core(x) in place, for R rows of B (rows ld apart): the cores of activations.py, after folding. */
-static void SFX(activate)(int act, REAL *x, int R, int B, size_t ld) {
-    for (int k = 0; k < R; k++) {
-        REAL *v = x + k * ld;
-        switch (act) {
-        case ACT_TANH_CORE: /* 2 sigmoid(x) - 1, i.e. tanh(x / 2) */
-            for (int b = 0; b < B; b++) v[b] = (REAL)2 / ((REAL)1 + EXP(-v[b])) - (REAL)1;
-            break;
-        case ACT_SIGMOID:
-            for (int b = 0; b < B; b++) v[b] = (REAL)1 / ((REAL)1 + EXP(-v[b]));
-            break;
-        case ACT_CLIP01: /* hard_sigmoid's core */
-            for (int b = 0; b < B; b++) {
-                REAL c = v[b] < (REAL)0 ? (REAL)0 : v[b];
-                v[b] = c > (REAL)1 ? (REAL)1 : c;
-            }
-            break;
-        case ACT_RELU:
-            for (int b = 0; b < B; b++) v[b] = v[b] > (REAL)0 ? v[b] : (REAL)0;
-            break;
-        default: /* linear */
-            break;
+/* v = core(v) in place, B numbers: the cores of activations.py. */
+static inline void SFX(activate_row)(int act, REAL *v, int B) {
+    switch (act) {
+    case ACT_TANH_CORE: /* 2 sigmoid(x) - 1, i.e. tanh(x / 2) */
+        for (int b = 0; b < B; b++) v[b] = (REAL)2 / ((REAL)1 + EXP(-v[b])) - (REAL)1;
+        break;
+    case ACT_SIGMOID:
+        for (int b = 0; b < B; b++) v[b] = (REAL)1 / ((REAL)1 + EXP(-v[b]));
+        break;
+    case ACT_CLIP01: /* hard_sigmoid's core */
+        for (int b = 0; b < B; b++) {
+            REAL c = v[b] < (REAL)0 ? (REAL)0 : v[b];
+            v[b] = c > (REAL)1 ? (REAL)1 : c;
         }
+        break;
+    case ACT_RELU:
+        for (int b = 0; b < B; b++) v[b] = v[b] > (REAL)0 ? v[b] : (REAL)0;
+        break;
+    default: /* linear */
+        break;
     }
+}
+
+/* The same for R rows, ld apart. */
+static void SFX(activate)(int act, REAL *x, int R, int B, size_t ld) {
+    for (int k = 0; k < R; k++) SFX(activate_row)(act, x + k * ld, B);
 }
 
 /* g *= core'(x) for B numbers, written through the core's output y = core(x) (activations.py's grad). */
@@ -105,134 +120,351 @@ static inline void SFX(prefetch_step)(const REAL *base, int R, int B, size_t ld,
         }
 }
 
-/* ---------------------------------------------------------------------------------------------------------
-   GRU, reset_after=False (Keras 2.0.8, the book), gates r, z, n; w = U (3H, H):
-     [r; z] = ract(xw_rz + [U_r (h m_r); U_z (h m_z)]),  n = act(xw_n + U_n (r h m_n)),  h' = n + z (h - n).
-   Forward: xw (3H, T, B) holds the input projections W x without their bias (3H,) or NULL, which the step adds
-   while it is in cache, and is overwritten with the gates [r; z; n]; writes the
-   states hs (H, T + 1, B; step 0 = h0, given) and rh (H, T, B) = r h m_n, the input of U_n. */
-int SFX(gru_rb_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, const REAL *bias, const REAL *w,
-                        const REAL *rm, const REAL *steps, REAL *hs,
-                        REAL *rh, int act, int ract) {
-    const size_t HB = (size_t)H * B;
-    REAL *hm = NULL; /* h m_g, (3H, B) */
-    if (rm && !(hm = (REAL *)malloc(3 * HB * sizeof(REAL)))) return 1;
-    for (int t = 0; t < T; t++) {
-        REAL *x = xw + (size_t)t * B, *r = x, *z = x + H * ld, *n = x + 2 * H * ld, *rht = rh + (size_t)t * B;
-        const REAL *h = hs + (size_t)t * B, *hn = h;
-        REAL *h_new = hs + (size_t)(t + 1) * B;
-        size_t ldn = ldh;
-        if (t + 1 < T) SFX(prefetch_step)(xw + (size_t)(t + 1) * B, 3 * H, B, ld, 1);
-        if (bias)
-            for (int k = 0; k < 3 * H; k++)
-                for (int b = 0; b < B; b++) x[k * ld + b] += bias[k];
-        if (rm) {
-            for (int g = 0; g < 3; g++)
-                for (int k = 0; k < H; k++)
-                    for (int b = 0; b < B; b++) hm[(g * H + k) * (size_t)B + b] = h[k * ldh + b] * rm[(g * H + k) * (size_t)B + b];
-            SFX(gemm_acc)(H, H, B, w, H, hm, B, r, ld);
-            SFX(gemm_acc)(H, H, B, w + (size_t)H * H, H, hm + HB, B, z, ld);
-            hn = hm + 2 * HB;
-            ldn = B;
-        } else {
-            SFX(gemm_acc)(2 * H, H, B, w, H, h, ldh, r, ld);
-        }
-        SFX(activate)(ract, r, 2 * H, B, ld);
+/* out += [U_g (h m_g)] for the gates g0..g1) (out: gate g0's rows of a step, ld apart, the next gates' rows
+   after them) from the state h (H, B; rows ldh apart); hm: (G*H, B) scratch for the masked states. */
+static void SFX(recurrent)(int g0, int g1, int H, int B, const REAL *w, const REAL *h, size_t ldh, const REAL *rm,
+                           REAL *hm, REAL *out, size_t ld) {
+    if (!rm) {
+        SFX(gemm_acc)((g1 - g0) * H, H, B, w + (size_t)g0 * H * H, H, h, ldh, out, ld);
+        return;
+    }
+    for (int g = g0; g < g1; g++) {
+        REAL *hmg = hm + (size_t)g * H * B;
+        const REAL *m = rm + (size_t)g * H * B;
         for (int k = 0; k < H; k++)
-            for (int b = 0; b < B; b++) rht[k * ld + b] = r[k * ld + b] * hn[k * ldn + b];
-        SFX(gemm_acc)(H, H, B, w + (size_t)2 * H * H, H, rht, ld, n, ld);
-        SFX(activate)(act, n, H, B, ld);
-        const REAL *s = steps ? steps + (size_t)t * B : NULL;
-        for (int k = 0; k < H; k++) {
-            const REAL *nk = n + k * ld, *zk = z + k * ld, *hk = h + k * ldh;
-            REAL *ok = h_new + k * ldh;
-            for (int b = 0; b < B; b++) ok[b] = nk[b] + zk[b] * (hk[b] - nk[b]);
-            if (s) /* a masked step keeps the state it was given */
-                for (int b = 0; b < B; b++) ok[b] = s[b] > (REAL)0 ? ok[b] : hk[b];
+            for (int b = 0; b < B; b++) hmg[(size_t)k * B + b] = h[k * ldh + b] * m[(size_t)k * B + b];
+        SFX(gemm_acc)(H, H, B, w + (size_t)g * H * H, H, hmg, B, out + (g - g0) * H * ld, ld);
+    }
+}
+
+/* dh (H, B) += sum over the gates g0..g1) of (U_g^T d_g) m_g; d: gate g0's gradient rows of a step (ld apart, the
+   next gates' after them); wt = U^T (H, G*H); part: (H, B) scratch. */
+static void SFX(recurrent_backward)(int g0, int g1, int G, int H, int B, const REAL *wt, const REAL *d, size_t ld,
+                                    const REAL *rm, REAL *part, REAL *dh) {
+    if (!rm) {
+        SFX(gemm_acc)(H, (g1 - g0) * H, B, wt + g0 * H, (size_t)G * H, d, ld, dh, B);
+        return;
+    }
+    const size_t HB = (size_t)H * B;
+    for (int g = g0; g < g1; g++) {
+        memset(part, 0, HB * sizeof(REAL));
+        SFX(gemm_acc)(H, H, B, wt + g * H, (size_t)G * H, d + (g - g0) * H * ld, ld, part, B);
+        const REAL *m = rm + (size_t)g * HB;
+        for (size_t j = 0; j < HB; j++) dh[j] += part[j] * m[j];
+    }
+}
+
+/* The step's input projections plus their bias (G*H rows). */
+static inline void SFX(add_bias)(REAL *x, const REAL *bias, int R, int B, size_t ld) {
+    if (bias)
+        for (int k = 0; k < R; k++)
+            for (int b = 0; b < B; b++) x[k * ld + b] += bias[k];
+}
+
+/* A masked step keeps its state: out = s ? out : prev, per column (s: the step's (B,) row of steps). */
+static inline void SFX(keep)(const REAL *s, const REAL *prev, REAL *out, int B) {
+    if (s)
+        for (int b = 0; b < B; b++) out[b] = s[b] > (REAL)0 ? out[b] : prev[b];
+}
+
+/* Adds the outputs' gradient at step t, then splits a state gradient: g = the real steps' part (the cell's
+   share), d keeps the masked steps' part (which passes through to the step before). One row of B. */
+static inline void SFX(take_share)(const REAL *s, const REAL *o, REAL *d, REAL *g, int B) {
+    if (o)
+        for (int b = 0; b < B; b++) d[b] += o[b];
+    if (s) {
+        for (int b = 0; b < B; b++) {
+            const int real_step = s[b] > (REAL)0;
+            g[b] = real_step ? d[b] : (REAL)0;
+            d[b] = real_step ? (REAL)0 : d[b];
+        }
+    } else {
+        for (int b = 0; b < B; b++) {
+            g[b] = d[b];
+            d[b] = (REAL)0;
         }
     }
-    free(hm);
+}
+
+#define SCRATCH(n)                                                                                                   \
+    REAL *scratch = (REAL *)malloc((size_t)(n) * H * B * sizeof(REAL));                                             \
+    if (!scratch) return 1;
+
+/* ---------------------------------------------------------------------------------------------------------
+   SimpleRNN: h' = act(xw + U (h m)). */
+int SFX(simple_rnn_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, const REAL *bias, const REAL *w,
+                            const REAL *b_hh, const REAL *rm, const REAL *steps, REAL *hs, REAL *cs, REAL *aux,
+                            int act, int ract, REAL act_scale, REAL act_shift) {
+    SCRATCH(1)
+    for (int t = 0; t < T; t++) {
+        REAL *x = xw + (size_t)t * B, *h_new = hs + (size_t)(t + 1) * B;
+        const REAL *h = hs + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
+        if (t + 1 < T) SFX(prefetch_step)(x + B, H, B, ld, 1);
+        SFX(add_bias)(x, bias, H, B, ld);
+        SFX(recurrent)(0, 1, H, B, w, h, ldh, rm, scratch, x, ld);
+        for (int k = 0; k < H; k++) {
+            REAL *xk = x + k * ld, *ok = h_new + k * ldh;
+            SFX(activate_row)(act, xk, B);
+            memcpy(ok, xk, (size_t)B * sizeof(REAL));
+            SFX(keep)(s, h + k * ldh, ok, B);
+        }
+    }
+    free(scratch);
     return 0;
 }
 
-/* Backward: from the forward's xw (the gates) and hs, the gradients d_out (H, T, B) of hs's steps 1..T or NULL
-   and dh (H, B) of h_T (zeros if none); wt = U^T (H, 3H). Writes d_pre (3H, T, B), the gradient of every
-   step's pre-activations (= of its input projections), and leaves the gradient of h0 in dh. */
-int SFX(gru_rb_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL *xw, const REAL *wt, const REAL *rm, const REAL *steps,
-                         const REAL *hs, const REAL *d_out, REAL *dh, REAL *d_pre, int act, int ract) {
-    const size_t HB = (size_t)H * B;
-    const int ldw = 3 * H;
-    REAL *tmp = (REAL *)malloc(3 * HB * sizeof(REAL));
-    if (!tmp) return 1;
-    REAL *g = tmp, *d_rh = tmp + HB, *part = tmp + 2 * HB; /* each (H, B) */
+int SFX(simple_rnn_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL *xw, const REAL *wt,
+                             const REAL *rm, const REAL *steps, const REAL *hs, const REAL *cs, const REAL *aux,
+                             const REAL *d_out, REAL *dh, REAL *dc, REAL *d_pre, REAL *d_aux, int act, int ract,
+                             REAL act_scale) {
+    SCRATCH(1)
     for (int t = T - 1; t >= 0; t--) {
-        const REAL *x = xw + (size_t)t * B, *r = x, *z = x + H * ld, *n = x + 2 * H * ld;
-        const REAL *h = hs + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
-        REAL *d = d_pre + (size_t)t * B, *dr = d, *dz = d + H * ld, *dn = d + 2 * H * ld;
-        if (t > 0) {
-            SFX(prefetch_step)(xw + (size_t)(t - 1) * B, 3 * H, B, ld, 0);
-            SFX(prefetch_step)(hs + (size_t)(t - 1) * B, H, B, ldh, 0);
-            SFX(prefetch_step)(d_pre + (size_t)(t - 1) * B, 3 * H, B, ld, 1);
-            if (d_out) SFX(prefetch_step)(d_out + (size_t)(t - 1) * B, H, B, ld, 0);
-        }
+        const REAL *x = xw + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
+        REAL *d = d_pre + (size_t)t * B;
         for (int k = 0; k < H; k++) {
-            REAL *dhk = dh + k * (size_t)B, *gk = g + k * (size_t)B, *dnk = dn + k * ld, *dzk = dz + k * ld;
-            const REAL *zk = z + k * ld, *nk = n + k * ld, *hk = h + k * ldh;
-            if (d_out) {
-                const REAL *o = d_out + k * ld + (size_t)t * B;
-                for (int b = 0; b < B; b++) dhk[b] += o[b];
-            }
-            /* the cell's share of the state gradient; a masked step's passes through to the step before */
-            if (s) {
-                for (int b = 0; b < B; b++) {
-                    const int real_step = s[b] > (REAL)0;
-                    gk[b] = real_step ? dhk[b] : (REAL)0;
-                    dhk[b] = real_step ? (REAL)0 : dhk[b];
-                }
-            } else {
-                for (int b = 0; b < B; b++) {
-                    gk[b] = dhk[b];
-                    dhk[b] = (REAL)0;
-                }
-            }
-            for (int b = 0; b < B; b++) {
-                dnk[b] = gk[b] * ((REAL)1 - zk[b]);
-                dzk[b] = gk[b] * (hk[b] - nk[b]);
-                dhk[b] += gk[b] * zk[b];
-            }
-            SFX(activate_grad)(act, dnk, nk, B);
-            SFX(activate_grad)(ract, dzk, zk, B);
+            REAL *dk = d + k * ld;
+            SFX(take_share)(s, d_out ? d_out + k * ld + (size_t)t * B : NULL, dh + (size_t)k * B, dk, B);
+            SFX(activate_grad)(act, dk, x + k * ld, B);
         }
-        memset(d_rh, 0, HB * sizeof(REAL));
-        SFX(gemm_acc)(H, H, B, wt + 2 * H, ldw, dn, ld, d_rh, B); /* the gradient of r h m_n */
-        for (int k = 0; k < H; k++) {
-            const REAL *rk = r + k * ld, *hk = h + k * ldh, *drh = d_rh + k * (size_t)B;
-            const REAL *mn = rm ? rm + (2 * H + k) * (size_t)B : NULL;
-            REAL *drk = dr + k * ld, *dhk = dh + k * (size_t)B;
-            if (mn) {
-                for (int b = 0; b < B; b++) {
-                    drk[b] = drh[b] * hk[b] * mn[b];
-                    dhk[b] += drh[b] * rk[b] * mn[b];
-                }
-            } else {
-                for (int b = 0; b < B; b++) {
-                    drk[b] = drh[b] * hk[b];
-                    dhk[b] += drh[b] * rk[b];
-                }
-            }
-            SFX(activate_grad)(ract, drk, rk, B);
-        }
-        if (rm) { /* (U_r^T dr) m_r + (U_z^T dz) m_z */
-            for (int gate = 0; gate < 2; gate++) {
-                memset(part, 0, HB * sizeof(REAL));
-                SFX(gemm_acc)(H, H, B, wt + gate * H, ldw, d + gate * H * ld, ld, part, B);
-                const REAL *m = rm + (size_t)gate * HB;
-                for (size_t j = 0; j < HB; j++) dh[j] += part[j] * m[j];
-            }
-        } else {
-            SFX(gemm_acc)(H, 2 * H, B, wt, ldw, d, ld, dh, B); /* U_rz^T [dr; dz] */
-        }
+        SFX(recurrent_backward)(0, 1, 1, H, B, wt, d, ld, rm, scratch, dh);
     }
-    free(tmp);
+    free(scratch);
     return 0;
 }
+
+/* ---------------------------------------------------------------------------------------------------------
+   LSTM, gates in the loop's order i, f, o, g (cells.py): [i; f; o] = ract(.), g = act(.), c' = f c + i g,
+   h' = o act(c'), act(c) = core(act_scale c + act_shift). aux: act(c') per step. */
+int SFX(lstm_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, const REAL *bias, const REAL *w,
+                      const REAL *b_hh, const REAL *rm, const REAL *steps, REAL *hs, REAL *cs, REAL *aux, int act,
+                      int ract, REAL act_scale, REAL act_shift) {
+    SCRATCH(4)
+    for (int t = 0; t < T; t++) {
+        REAL *x = xw + (size_t)t * B, *h_new = hs + (size_t)(t + 1) * B, *c_new = cs + (size_t)(t + 1) * B;
+        const REAL *h = hs + (size_t)t * B, *c = cs + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
+        REAL *tc = aux + (size_t)t * B;
+        if (t + 1 < T) SFX(prefetch_step)(x + B, 4 * H, B, ld, 1);
+        SFX(add_bias)(x, bias, 4 * H, B, ld);
+        SFX(recurrent)(0, 4, H, B, w, h, ldh, rm, scratch, x, ld);
+        SFX(activate)(ract, x, 3 * H, B, ld);
+        SFX(activate)(act, x + 3 * H * ld, H, B, ld);
+        for (int k = 0; k < H; k++) {
+            const REAL *i = x + k * ld, *f = x + (H + k) * ld, *o = x + (2 * H + k) * ld, *g = x + (3 * H + k) * ld;
+            const REAL *ck = c + k * ldh;
+            REAL *cn = c_new + k * ldh, *tck = tc + k * ld, *hn = h_new + k * ldh;
+            for (int b = 0; b < B; b++) {
+                cn[b] = f[b] * ck[b] + i[b] * g[b];
+                tck[b] = act_scale * cn[b] + act_shift;
+            }
+            SFX(activate_row)(act, tck, B);
+            for (int b = 0; b < B; b++) hn[b] = o[b] * tck[b];
+            SFX(keep)(s, h + k * ldh, hn, B);
+            SFX(keep)(s, ck, cn, B);
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+int SFX(lstm_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL *xw, const REAL *wt, const REAL *rm,
+                       const REAL *steps, const REAL *hs, const REAL *cs, const REAL *aux, const REAL *d_out,
+                       REAL *dh, REAL *dc, REAL *d_pre, REAL *d_aux, int act, int ract, REAL act_scale) {
+    SCRATCH(3)
+    REAL *gh = scratch, *gc = scratch + (size_t)H * B, *part = scratch + (size_t)2 * H * B;
+    for (int t = T - 1; t >= 0; t--) {
+        const REAL *x = xw + (size_t)t * B, *c = cs + (size_t)t * B, *tc = aux + (size_t)t * B;
+        const REAL *s = steps ? steps + (size_t)t * B : NULL;
+        REAL *d = d_pre + (size_t)t * B;
+        if (t > 0) {
+            SFX(prefetch_step)(x - B, 4 * H, B, ld, 0);
+            SFX(prefetch_step)(d - B, 4 * H, B, ld, 1);
+        }
+        for (int k = 0; k < H; k++) {
+            const REAL *i = x + k * ld, *f = x + (H + k) * ld, *o = x + (2 * H + k) * ld, *g = x + (3 * H + k) * ld;
+            const REAL *ck = c + k * ldh, *tck = tc + k * ld;
+            REAL *di = d + k * ld, *df = d + (H + k) * ld, *d_o = d + (2 * H + k) * ld, *dg = d + (3 * H + k) * ld;
+            REAL *ghk = gh + (size_t)k * B, *gck = gc + (size_t)k * B;
+            SFX(take_share)(s, d_out ? d_out + k * ld + (size_t)t * B : NULL, dh + (size_t)k * B, ghk, B);
+            SFX(take_share)(s, NULL, dc + (size_t)k * B, gck, B);
+            for (int b = 0; b < B; b++) {
+                d_o[b] = ghk[b] * tck[b];
+                ghk[b] *= o[b] * act_scale; /* the gradient of act's core input, before its derivative */
+            }
+            SFX(activate_grad)(act, ghk, tck, B);
+            for (int b = 0; b < B; b++) {
+                const REAL dct = ghk[b] + gck[b];
+                di[b] = dct * g[b];
+                df[b] = dct * ck[b];
+                dg[b] = dct * i[b];
+                dc[(size_t)k * B + b] += dct * f[b];
+            }
+            SFX(activate_grad)(ract, di, i, B);
+            SFX(activate_grad)(ract, df, f, B);
+            SFX(activate_grad)(ract, d_o, o, B);
+            SFX(activate_grad)(act, dg, g, B);
+        }
+        SFX(recurrent_backward)(0, 4, 4, H, B, wt, d, ld, rm, part, dh);
+    }
+    free(scratch);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+   GRU, reset_after=True (Keras 3, torch), gates r, z, n; c_n = b_hh (the other recurrent biases are folded into
+   the input bias): [r; z] = ract(xw_rz + U_rz (h m)), n = act(xw_n + r (U_n (h m_n) + c_n)), h' = n + z (h - n).
+   aux: U_n (h m_n) + c_n per step; d_aux: its gradient. */
+int SFX(gru_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, const REAL *bias, const REAL *w,
+                     const REAL *b_hh, const REAL *rm, const REAL *steps, REAL *hs, REAL *cs, REAL *aux, int act,
+                     int ract, REAL act_scale, REAL act_shift) {
+    SCRATCH(3)
+    for (int t = 0; t < T; t++) {
+        REAL *x = xw + (size_t)t * B, *h_new = hs + (size_t)(t + 1) * B, *hh = aux + (size_t)t * B;
+        const REAL *h = hs + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
+        if (t + 1 < T) SFX(prefetch_step)(x + B, 3 * H, B, ld, 1);
+        SFX(add_bias)(x, bias, 3 * H, B, ld);
+        SFX(recurrent)(0, 2, H, B, w, h, ldh, rm, scratch, x, ld);
+        SFX(activate)(ract, x, 2 * H, B, ld);
+        for (int k = 0; k < H; k++)
+            for (int b = 0; b < B; b++) hh[k * ld + b] = b_hh ? b_hh[k] : (REAL)0;
+        SFX(recurrent)(2, 3, H, B, w, h, ldh, rm, scratch, hh, ld); /* U_n (h m_n) + c_n into aux */
+        for (int k = 0; k < H; k++) {
+            REAL *n = x + (2 * H + k) * ld, *hn = h_new + k * ldh;
+            const REAL *r = x + k * ld, *z = x + (H + k) * ld, *hk = h + k * ldh, *hhk = hh + k * ld;
+            for (int b = 0; b < B; b++) n[b] += r[b] * hhk[b];
+            SFX(activate_row)(act, n, B);
+            for (int b = 0; b < B; b++) hn[b] = n[b] + z[b] * (hk[b] - n[b]);
+            SFX(keep)(s, hk, hn, B);
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+int SFX(gru_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL *xw, const REAL *wt, const REAL *rm,
+                      const REAL *steps, const REAL *hs, const REAL *cs, const REAL *aux, const REAL *d_out, REAL *dh,
+                      REAL *dc, REAL *d_pre, REAL *d_aux, int act, int ract, REAL act_scale) {
+    SCRATCH(2)
+    REAL *g = scratch, *part = scratch + (size_t)H * B;
+    for (int t = T - 1; t >= 0; t--) {
+        const REAL *x = xw + (size_t)t * B, *h = hs + (size_t)t * B, *hh = aux + (size_t)t * B;
+        const REAL *s = steps ? steps + (size_t)t * B : NULL;
+        REAL *d = d_pre + (size_t)t * B, *dhh = d_aux + (size_t)t * B;
+        if (t > 0) {
+            SFX(prefetch_step)(x - B, 3 * H, B, ld, 0);
+            SFX(prefetch_step)(d - B, 3 * H, B, ld, 1);
+        }
+        for (int k = 0; k < H; k++) {
+            const REAL *r = x + k * ld, *z = x + (H + k) * ld, *n = x + (2 * H + k) * ld, *hk = h + k * ldh;
+            const REAL *hhk = hh + k * ld;
+            REAL *dr = d + k * ld, *dz = d + (H + k) * ld, *dn = d + (2 * H + k) * ld, *dhhk = dhh + k * ld;
+            REAL *gk = g + (size_t)k * B, *dhk = dh + (size_t)k * B;
+            SFX(take_share)(s, d_out ? d_out + k * ld + (size_t)t * B : NULL, dhk, gk, B);
+            for (int b = 0; b < B; b++) {
+                dn[b] = gk[b] * ((REAL)1 - z[b]);
+                dz[b] = gk[b] * (hk[b] - n[b]);
+                dhk[b] += gk[b] * z[b];
+            }
+            SFX(activate_grad)(act, dn, n, B);
+            SFX(activate_grad)(ract, dz, z, B);
+            for (int b = 0; b < B; b++) {
+                dhhk[b] = dn[b] * r[b];
+                dr[b] = dn[b] * hhk[b];
+            }
+            SFX(activate_grad)(ract, dr, r, B);
+        }
+        SFX(recurrent_backward)(0, 2, 3, H, B, wt, d, ld, rm, part, dh);
+        SFX(recurrent_backward)(2, 3, 3, H, B, wt, dhh, ld, rm, part, dh); /* U_n^T d_aux */
+    }
+    free(scratch);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+   GRU, reset_after=False (Keras 2.0.8, the book), gates r, z, n:
+     [r; z] = ract(xw_rz + U_rz (h m_rz)),  n = act(xw_n + U_n (r h m_n)),  h' = n + z (h - n).
+   aux: r h m_n per step, the input of U_n. */
+int SFX(gru_rb_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, const REAL *bias, const REAL *w,
+                        const REAL *b_hh, const REAL *rm, const REAL *steps, REAL *hs, REAL *cs, REAL *aux, int act,
+                        int ract, REAL act_scale, REAL act_shift) {
+    SCRATCH(3)
+    for (int t = 0; t < T; t++) {
+        REAL *x = xw + (size_t)t * B, *h_new = hs + (size_t)(t + 1) * B, *rh = aux + (size_t)t * B;
+        const REAL *h = hs + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
+        if (t + 1 < T) SFX(prefetch_step)(x + B, 3 * H, B, ld, 1);
+        SFX(add_bias)(x, bias, 3 * H, B, ld);
+        SFX(recurrent)(0, 2, H, B, w, h, ldh, rm, scratch, x, ld);
+        SFX(activate)(ract, x, 2 * H, B, ld);
+        for (int k = 0; k < H; k++) {
+            const REAL *r = x + k * ld, *hk = h + k * ldh, *mn = rm ? rm + (2 * H + k) * (size_t)B : NULL;
+            REAL *rhk = rh + k * ld;
+            if (mn)
+                for (int b = 0; b < B; b++) rhk[b] = r[b] * hk[b] * mn[b];
+            else
+                for (int b = 0; b < B; b++) rhk[b] = r[b] * hk[b];
+        }
+        /* U_n (r h m_n): the mask is already in rh, so the n gate's product is unmasked */
+        SFX(gemm_acc)(H, H, B, w + (size_t)2 * H * H, H, rh, ld, x + 2 * H * ld, ld);
+        for (int k = 0; k < H; k++) {
+            REAL *n = x + (2 * H + k) * ld, *hn = h_new + k * ldh;
+            const REAL *z = x + (H + k) * ld, *hk = h + k * ldh;
+            SFX(activate_row)(act, n, B);
+            for (int b = 0; b < B; b++) hn[b] = n[b] + z[b] * (hk[b] - n[b]);
+            SFX(keep)(s, hk, hn, B);
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+int SFX(gru_rb_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL *xw, const REAL *wt, const REAL *rm,
+                         const REAL *steps, const REAL *hs, const REAL *cs, const REAL *aux, const REAL *d_out,
+                         REAL *dh, REAL *dc, REAL *d_pre, REAL *d_aux, int act, int ract, REAL act_scale) {
+    SCRATCH(3)
+    const size_t HB = (size_t)H * B;
+    REAL *g = scratch, *d_rh = scratch + HB, *part = scratch + 2 * HB;
+    for (int t = T - 1; t >= 0; t--) {
+        const REAL *x = xw + (size_t)t * B, *h = hs + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
+        REAL *d = d_pre + (size_t)t * B;
+        if (t > 0) {
+            SFX(prefetch_step)(x - B, 3 * H, B, ld, 0);
+            SFX(prefetch_step)(h - B, H, B, ldh, 0);
+            SFX(prefetch_step)(d - B, 3 * H, B, ld, 1);
+        }
+        for (int k = 0; k < H; k++) {
+            const REAL *z = x + (H + k) * ld, *n = x + (2 * H + k) * ld, *hk = h + k * ldh;
+            REAL *dz = d + (H + k) * ld, *dn = d + (2 * H + k) * ld, *gk = g + (size_t)k * B, *dhk = dh + (size_t)k * B;
+            SFX(take_share)(s, d_out ? d_out + k * ld + (size_t)t * B : NULL, dhk, gk, B);
+            for (int b = 0; b < B; b++) {
+                dn[b] = gk[b] * ((REAL)1 - z[b]);
+                dz[b] = gk[b] * (hk[b] - n[b]);
+                dhk[b] += gk[b] * z[b];
+            }
+            SFX(activate_grad)(act, dn, n, B);
+            SFX(activate_grad)(ract, dz, z, B);
+        }
+        memset(d_rh, 0, HB * sizeof(REAL));
+        SFX(gemm_acc)(H, H, B, wt + 2 * H, (size_t)3 * H, d + 2 * H * ld, ld, d_rh, B); /* the gradient of r h m_n */
+        for (int k = 0; k < H; k++) {
+            const REAL *r = x + k * ld, *hk = h + k * ldh, *drh = d_rh + (size_t)k * B;
+            const REAL *mn = rm ? rm + (2 * H + k) * (size_t)B : NULL;
+            REAL *dr = d + k * ld, *dhk = dh + (size_t)k * B;
+            if (mn) {
+                for (int b = 0; b < B; b++) {
+                    dr[b] = drh[b] * hk[b] * mn[b];
+                    dhk[b] += drh[b] * r[b] * mn[b];
+                }
+            } else {
+                for (int b = 0; b < B; b++) {
+                    dr[b] = drh[b] * hk[b];
+                    dhk[b] += drh[b] * r[b];
+                }
+            }
+            SFX(activate_grad)(ract, dr, r, B);
+        }
+        SFX(recurrent_backward)(0, 2, 3, H, B, wt, d, ld, rm, part, dh);
+    }
+    free(scratch);
+    return 0;
+}
+
+#undef SCRATCH
