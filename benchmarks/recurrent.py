@@ -14,9 +14,11 @@ average before and after is printed too.
 Targets (issue 10, at 1 thread) end the output, one line each with its ratio and PASS or MISS: a ratio to the
 shape's torch reference, or, for the masked rows, to the same layer unmasked. Masked rows run pre-padded
 batches (lengths drawn uniformly in [1, T], the padding at the front as ``pad_sequences`` puts it) through
-``mask=``: Keras's masking, a masked step keeps the state (``seqlight.nn._masks``). The row "GRU, nn.GRU's
-semantics on the custom loop" is the stretch goal of issue 10, item 6: seqlight's own loop against torch's
-fused kernel on the same equations.
+``mask=``: Keras's masking, a masked step keeps the state (``seqlight.nn._masks``). The custom loop runs in C
+where the machine has a compiler (``seqlight.nn._native``; the header line says whether it does); the rows
+ending in "Python loop ('function')" run the same layers on the Python loop, for orientation. The rows
+"GRU, nn.GRU's semantics on the custom loop" and its LSTM twin are the stretch goal of issue 10, item 6:
+seqlight's own loop against torch's fused kernel on the same equations.
 
 Usage::
 
@@ -36,6 +38,8 @@ from torch import nn
 
 from seqlight.models.common import keras_rmsprop
 from seqlight.nn import GRU, LSTM
+from seqlight.nn._native import native_status
+from seqlight.threads import tune_malloc
 
 B, T_JENA, F, H = 128, 240, 14, 32
 T_IMDB, VOCAB = 500, 10000
@@ -93,6 +97,8 @@ K2_GRU_MASKED = "GRU, Keras 2.0.8, masked (pre-padded)"
 K2_LSTM = "LSTM, Keras 2.0.8 (hard_sigmoid, loop)"
 K2_LSTM_MASKED = "LSTM, Keras 2.0.8, masked (pre-padded)"
 STRETCH = "GRU, nn.GRU's semantics on the custom loop"
+STRETCH_LSTM = "LSTM, nn.LSTM's semantics on the custom loop"
+PYTHON_LOOP = ", Python loop ('function')"  # the same layer without the native loop, for orientation
 
 
 def jena_variants():
@@ -111,7 +117,9 @@ def jena_variants():
         ),
         ("GRU, dropout+rec. dropout 0.2, per-sample (loop)", lambda: GRU(F, H, **rd), 0.85),
         (K2_GRU, lambda: GRU(F, H, **k2), 0.95),
+        (K2_GRU + PYTHON_LOOP, lambda: GRU(F, H, **k2, implementation="function"), None),
         (K2_GRU_RD, lambda: GRU(F, H, **k2, **rd), 0.9),
+        (K2_GRU_RD + PYTHON_LOOP, lambda: GRU(F, H, **k2, **rd, implementation="function"), None),
         (K2_GRU_MASKED, lambda: Masked(GRU(F, H, **k2), T_JENA), (K2_GRU, 0.8)),
         (STRETCH, lambda: GRU(F, H, implementation="loop"), 1.0),
         ("nn.GRUCell loop + rec. dropout 0.2 (orientation)", lambda: GRUCellLoop(0.2, 0.2), None),
@@ -123,7 +131,13 @@ def imdb_variants():
         ("torch.nn.LSTM (reference)", lambda: nn.LSTM(H, H, batch_first=True), None),
         ("LSTM, fused (Keras 3 semantics)", lambda: LSTM(H, H), 0.95),
         (K2_LSTM, lambda: LSTM(H, H, recurrent_activation="hard_sigmoid"), 0.9),
+        (
+            K2_LSTM + PYTHON_LOOP,
+            lambda: LSTM(H, H, recurrent_activation="hard_sigmoid", implementation="function"),
+            None,
+        ),
         (K2_LSTM_MASKED, lambda: Masked(LSTM(H, H, recurrent_activation="hard_sigmoid"), T_IMDB), (K2_LSTM, 0.8)),
+        (STRETCH_LSTM, lambda: LSTM(H, H, implementation="loop"), 1.0),
     ]
 
 
@@ -204,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         global B, T_JENA, T_IMDB
         B, T_JENA, T_IMDB = 8, 12, 16
+    tune_malloc()  # as seqlight's models do when they are set up: the loops' buffers are megabytes
     load_before = os.getloadavg()
     results = {}
     for n in args.threads:
@@ -225,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         "Jena shape: batch 128, 240 steps, 14 features, 32 units; "
-        "IMDB shape: Embedding(10000, 32) -> LSTM(32), 500 steps"
+        "IMDB shape: Embedding(10000, 32) -> LSTM(32), 500 steps; "
+        f"native loop: {native_status()}"
     )
     print(header)
     print("-" * len(header))
