@@ -162,38 +162,47 @@ class Forecaster(KerasStyleModule):
         # the split's MAE accumulates in a torchmetrics state (update: the per-batch value the metric's forward
         # would also compute is never read)
         self.maes[f"{split}_mae"].update(pred.detach().float(), y.float())
-        if split == "train":  # per step and per epoch; validation and test log once an epoch (_log_evaluation)
+        if split == "train":  # the per-step curve; the epoch's MAE is logged by _log_epoch_mae
             n = len(y)  # given, so that Lightning does not search the batch for its size at every call
             self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
-            self.log("train/mae", self.maes["train_mae"], on_step=False, on_epoch=True, batch_size=n)
-            if self.target_std is not None:
-                degc = loss.detach() * self.target_std
-                self.log("train/mae_degC", degc, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
         elif split == "val":
             self._keep_for_figure(x, pred, y)
         return loss
 
-    def _log_evaluation(self, split: str) -> None:
-        """Validation and test log once an epoch, from the MAE metric (whose states torchmetrics sums across
-        processes): ``loss`` (the loss is the MAE), ``mae`` and ``mae_degC``. Three ``self.log`` calls at every
-        step cost a CLI validation pass about 1 ms a batch (``benchmarks/pipeline.py``); what they averaged is
-        this one number. (Training logs per step: its per-step curve is wanted, and a module's
-        ``on_train_epoch_end`` runs after the callbacks that record the epoch.)"""
+    def training_step(self, batch, batch_idx):
+        loss = self._step(batch, "train")
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            # the epoch's last step: its MAE now, so that the callbacks that record the epoch (which run before
+            # the module's on_train_epoch_end) see it
+            self._log_epoch_mae("train")
+        return loss
+
+    def _log_epoch_mae(self, split: str) -> None:
+        """Log the split's MAE once an epoch, from the MAE metric (whose states torchmetrics sums across processes):
+        ``mae`` and ``mae_degC``, and for validation and test also ``loss`` (the loss is the MAE; training logs
+        its loss per step). Each ``self.log`` call at every step costs Lightning about 0.3-1 ms, as much as a
+        validation batch of the book's GRU on seqlight's native loop (``benchmarks/pipeline.py``); what they
+        averaged is this one number."""
         metric = self.maes[f"{split}_mae"]
         if not metric.update_count:
             return
         mae = metric.compute()
         metric.reset()
-        self.log(f"{split}/loss", mae, prog_bar=split != "test")
-        self.log(f"{split}/mae", mae)
+        once = dict(on_step=False, on_epoch=True)  # also from training_step, whose default is per step
+        if split != "train":
+            self.log(f"{split}/loss", mae, prog_bar=split != "test", **once)
+        self.log(f"{split}/mae", mae, **once)
         if self.target_std is not None:
-            self.log(f"{split}/mae_degC", mae * self.target_std)
+            self.log(f"{split}/mae_degC", mae * self.target_std, **once)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_mae("train")  # an epoch cut short (max_steps, or a loader of unknown length)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_evaluation("val")
+        self._log_epoch_mae("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_evaluation("test")
+        self._log_epoch_mae("test")
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> Tensor:
         """The standardized prediction, as the book's ``model.predict`` returns it (:meth:`forecast` gives
