@@ -16,9 +16,9 @@ shape's torch reference, or, for the masked rows, to the same layer unmasked. Ma
 batches (lengths drawn uniformly in [1, T], the padding at the front as ``pad_sequences`` puts it) through
 ``mask=``: Keras's masking, a masked step keeps the state (``seqlight.nn._masks``). The custom loop runs in C
 where the machine has a compiler (``seqlight.nn._native``; the header line says whether it does); the rows
-ending in "Python loop ('function')" run the same layers on the Python loop, for orientation. The rows
-"GRU, nn.GRU's semantics on the custom loop" and its LSTM twin are the stretch goal of issue 10, item 6:
-seqlight's own loop against torch's fused kernel on the same equations.
+ending in "on the Python loop" (``implementation='function'``) run the same layers without it, for
+orientation. The rows "GRU, nn.GRU's semantics on the custom loop" and its LSTM twin are the stretch goal of
+issue 10, item 6: seqlight's own loop against torch's fused kernel on the same equations.
 
 Usage::
 
@@ -98,7 +98,7 @@ K2_LSTM = "LSTM, Keras 2.0.8 (hard_sigmoid, loop)"
 K2_LSTM_MASKED = "LSTM, Keras 2.0.8, masked (pre-padded)"
 STRETCH = "GRU, nn.GRU's semantics on the custom loop"
 STRETCH_LSTM = "LSTM, nn.LSTM's semantics on the custom loop"
-PYTHON_LOOP = ", Python loop ('function')"  # the same layer without the native loop, for orientation
+PYTHON_LOOP = " on the Python loop"  # the same layer without the native loop, for orientation
 
 
 def jena_variants():
@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     names = [(v[0], v[2], 0) for v in jena_variants()]  # (name, target, index of its reference row)
     if not args.no_imdb:
         names += [(v[0], v[2], len(names)) for v in imdb_variants()]
-    header = f"{'variant (training samples/s; ratio to the reference of the same round)':52s}"
+    width = max(72, *(len(name) for name, _, _ in names))
+    header = f"{'variant (training samples/s; ratio to the reference of the same round)':{width}s}"
     for n in args.threads:
         header += f" | {f'{n} thread' + ('s' if n > 1 else ''):>9s} {'ratio':>6s} {'(med)':>6s}"
     print(
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("-" * len(header))
     for i, (name, _, _) in enumerate(names):
-        line = f"{name:52s}"
+        line = f"{name:{width}s}"
         for n in args.threads:
             rate, ratio, median_ratio, _ = results[n][i]
             line += f" | {rate:9.0f} {ratio:5.2f}x ({median_ratio:4.2f})"

@@ -271,7 +271,7 @@ class RecurrentClassifier(Classifier):
         units: the recurrent layer's size (book 32).
         bidirectional: wrap it in :class:`seqlight.nn.Bidirectional` (concat).
         semantics: ``'keras2'`` (the book's Keras 2.0.8: ``hard_sigmoid`` gates, seqlight's custom loop) or
-            ``'keras3'`` (sigmoid gates: PyTorch's fused kernel, faster). SimpleRNN is the same in both.
+            ``'keras3'`` (sigmoid gates: PyTorch's fused kernel). SimpleRNN is the same in both.
         dropout, recurrent_dropout: Keras's per-sequence masks (the book uses none for IMDB).
         mask_zero: Keras's ``Embedding(mask_zero=True)``: index 0 is padding, and the recurrent layer skips
             those steps (a masked step keeps the state; see :mod:`seqlight.nn._masks`), so a review scores the
