@@ -219,3 +219,18 @@ def test_mixed_precision_bf16(config, semantics, jena_dir, tmp_path, monkeypatch
         ]
     )
     assert "(fit)" in out and "validation" in out, out
+
+
+@pytest.mark.parametrize("given,batches", [("1", 1), ("2", 2), ("1.0", 4), ("0.5", 2)])
+def test_limit_batches_an_int_is_a_count_a_float_a_fraction(given, batches, jena_dir, tmp_path, monkeypatch):
+    """Lightning annotates limit_*_batches float-first, so its parser made ``--trainer.limit_train_batches 1`` (one
+    batch) ``1.0`` (every batch); seqlight's Trainer types them int first. 4 training batches an epoch here."""
+    monkeypatch.chdir(tmp_path)
+    data = ["--data.init_args.source", "synthetic", "--data.init_args.data_dir", str(jena_dir),
+            "--data.init_args.batch_size", "8", "--data.init_args.steps_per_epoch", "4"]  # fmt: skip
+    run(
+        ["fit", "--config", "jena_dense", *data, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1",
+         "--trainer.limit_train_batches", given, "--trainer.enable_progress_bar=false"]
+    )  # fmt: skip
+    ckpt = torch.load(next((tmp_path / "runs").rglob("last.ckpt")), map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == batches

@@ -51,7 +51,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
 
@@ -107,6 +107,38 @@ class _SaveConfigToRunFolder(SaveConfigCallback):
         if trainer.logger is None:
             return
         super().setup(trainer, pl_module, stage)
+
+
+class _Trainer(Trainer):
+    """Lightning's ``Trainer`` with its ``limit_*_batches`` typed as their meaning is: Lightning annotates them
+    ``Union[float, int, None]``, so the command line's parser tried float first and ``--trainer.limit_train_batches
+    1`` (one batch) became ``1.0`` (every batch). Everything else is Lightning's.
+
+    Args:
+        limit_train_batches: how much of the training set an epoch sees: an int is a number of batches, a float in
+            [0, 1] a fraction (``1``: one batch; ``1.0``: all of them). Default: all.
+        limit_val_batches: the same for validation.
+        limit_test_batches: the same for testing.
+        limit_predict_batches: the same for prediction.
+    """
+
+    def __init__(
+        self,
+        *args,
+        limit_train_batches: int | float | None = None,
+        limit_val_batches: int | float | None = None,
+        limit_test_batches: int | float | None = None,
+        limit_predict_batches: int | float | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            *args,
+            limit_train_batches=limit_train_batches,
+            limit_val_batches=limit_val_batches,
+            limit_test_batches=limit_test_batches,
+            limit_predict_batches=limit_predict_batches,
+            **kwargs,
+        )
 
 
 class SeqlightCLI(LightningCLI):
@@ -412,6 +444,7 @@ def _main(args: list[str] | None) -> None:
         SeqlightCLI(
             LightningModule,
             LightningDataModule,
+            trainer_class=_Trainer,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=_SaveConfigToRunFolder,
