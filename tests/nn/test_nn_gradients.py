@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqlight.nn import GRU, LSTM, SimpleRNN, _loop, _pool
+from seqlight.nn import GRU, LSTM, SimpleRNN, _loop, _pool, native_status
 
 B, T, I, H = 2, 4, 3, 3
 
@@ -162,3 +162,18 @@ def test_buffer_pool_is_bounded():
     assert kept.shape == (10,) and pool.bytes <= 1000 - 40
     pool.give(*[torch.empty(10) for _ in range(5)])
     assert len(pool.free[((10,), torch.float32, like.device)]) == 2  # at most per_key of a shape
+
+
+@pytest.mark.parametrize("implementation", ["function", "native"])
+def test_a_call_under_inference_mode_leaves_no_buffer_a_training_call_cannot_write(implementation):
+    """Lightning validates under torch.inference_mode: buffers made there are inference tensors, and a training
+    step that took one from the pool failed ("Inplace update to inference tensor outside InferenceMode")."""
+    if implementation == "native" and native_status() != "available":
+        pytest.skip(f"no native loop: {native_status()}")
+    layer = GRU(I, H, reset_after=False, recurrent_activation="hard_sigmoid", implementation=implementation)
+    x = torch.randn(5, 7, I)  # a shape no other test of this process uses, so the pool has nothing for it yet
+    with torch.inference_mode():
+        expected, _ = layer(x)
+    out, h = layer(x)
+    h.sum().backward()
+    torch.testing.assert_close(out, expected.clone())

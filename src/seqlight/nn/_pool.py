@@ -34,10 +34,12 @@ class Pool:
 
     def give(self, *tensors: Tensor | None) -> None:
         """Keep ``tensors`` for later calls, at most ``per_key`` of a shape and ``max_bytes`` in all (batches of
-        ever new shapes must not grow the pool without bound)."""
+        ever new shapes must not grow the pool without bound). Tensors made under ``torch.inference_mode`` (Lightning
+        validates in it) are not kept: outside it, a later call's in-place writes into them would be refused.
+        (Kept tensors may serve a call under inference mode: writing into a normal tensor there is allowed.)"""
         with self.lock:
             for t in tensors:
-                if t is None or self.bytes + t.nbytes > self.max_bytes:
+                if t is None or t.is_inference() or self.bytes + t.nbytes > self.max_bytes:
                     continue
                 free = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
                 if len(free) < self.per_key:
