@@ -105,6 +105,19 @@ def test_native_equals_the_python_loop(name, option, lengths):
 
 
 @needs_native
+@pytest.mark.parametrize("name", list(CELLS))
+def test_native_empty_batch(name):
+    """An empty batch runs as on the Python loop: empty outputs, zero gradients."""
+    cls, kw = CELLS[name]
+    layer = cls(I, H, implementation="native", **kw)
+    x = torch.randn(0, 5, I, requires_grad=True)
+    out, state = layer(x)
+    assert out.shape == (0, 5, H)
+    out.sum().backward()
+    assert all(p.grad is not None and not p.grad.any() for p in layer.parameters())
+
+
+@needs_native
 def test_bidirectional_native_equals_python_loop():
     torch.manual_seed(0)
     fwd = GRU(I, H, reset_after=False, recurrent_activation="hard_sigmoid").double()

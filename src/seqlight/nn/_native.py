@@ -205,7 +205,7 @@ def _steps(block: Tensor, T: int, B: int) -> Tensor:
 
 def _rows_of(x: Tensor) -> Tensor:
     """Time-major inputs ``(T, B, in)`` (any strides) as the matrix ``(T * B, in)``, copied only if needed."""
-    return x.reshape(-1, x.shape[-1])
+    return x.reshape(x.shape[0] * x.shape[1], x.shape[2])  # (not -1: an empty batch has no size to infer)
 
 
 def _state_products(d: Tensor, h_prev: Tensor, rmask: Tensor | None, gates: range) -> Tensor:
@@ -325,7 +325,7 @@ class _NativeRecurrence(torch.autograd.Function):
         d_w_ih = torch.cat([torch.mm(x_rows.t(), d.t()).t() for d, x_rows in zip(d_pres, xs)])
         d_x = None
         if ctx.needs_input_grad[1]:
-            d_x = torch.stack([torch.mm(d.t(), w).view(T, B, -1) for d, w in zip(d_pres, w_ihs)])
+            d_x = torch.stack([torch.mm(d.t(), w).view(T, B, w.shape[1]) for d, w in zip(d_pres, w_ihs)])
             d_x = d_x if ctx.per_gate_inputs else d_x[0]
         d_b_ih = None if b_ih is None else d_pre.sum(1)
         POOL.give(d_block, d_aux_block, out_block)
