@@ -234,3 +234,42 @@ def test_limit_batches_an_int_is_a_count_a_float_a_fraction(given, batches, jena
     )  # fmt: skip
     ckpt = torch.load(next((tmp_path / "runs").rglob("last.ckpt")), map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == batches
+
+
+@pytest.mark.parametrize(
+    "extra,bar",
+    [
+        ([], "ProgressBar"),  # seqlight's: redrawn a few times a second
+        (["--trainer.enable_progress_bar=false"], None),
+        (["--trainer.callbacks+=lightning.pytorch.callbacks.TQDMProgressBar"], "TQDMProgressBar"),  # the user's
+    ],
+)
+def test_the_progress_bar_is_seqlights_unless_the_run_names_one(extra, bar, jena_dir, tmp_path, monkeypatch):
+    import seqlight.cli
+
+    made = []
+    original = seqlight.cli.SeqlightCLI.instantiate_trainer
+    monkeypatch.setattr(
+        seqlight.cli.SeqlightCLI,
+        "instantiate_trainer",
+        lambda self, **kw: made.append(original(self, **kw)) or made[-1],
+    )
+    monkeypatch.chdir(tmp_path)
+    data = ["--data.init_args.source", "synthetic", "--data.init_args.data_dir", str(jena_dir)]
+    run(["fit", "--config", "jena_dense", *data, "--trainer.fast_dev_run=true", *extra])
+    progress = made[0].progress_bar_callback
+    assert (None if progress is None else type(progress).__name__) == bar
+
+
+def test_progress_bar_redraws_at_most_every_interval(monkeypatch):
+    from seqlight.callbacks import ProgressBar
+
+    clock = [100.0]
+    monkeypatch.setattr("seqlight.callbacks.time.monotonic", lambda: clock[0])
+    bar = ProgressBar(interval=0.5)
+    redraws = []
+    for n in range(1, 11):  # a batch every 0.125 s, 10 batches
+        clock[0] += 0.125
+        if bar._should_update(n, 10):
+            redraws.append(n)
+    assert redraws == [1, 5, 9, 10]  # the first, then every 0.5 s, and the bar's last batch

@@ -18,7 +18,10 @@
   final metrics, and lays out TensorBoard as the book's figures (train and validation on one chart, a
   figure of the validation outputs every validation epoch).
 
-The CLI adds :class:`EpochSeeds`, :class:`PredictionWriter` and :class:`RunSummary` to every run; the configs use
+- :class:`ProgressBar` is Lightning's TQDM bar, redrawn a few times a second rather than after every batch.
+
+The CLI adds :class:`EpochSeeds`, :class:`PredictionWriter` and :class:`RunSummary` to every run, and
+:class:`ProgressBar` where the run shows a bar and names none of its own; the configs use
 :class:`ModelCheckpoint`.
 """
 
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.seed import seed_everything
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, TQDMProgressBar
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 
 from seqlight.files import atomic_path
@@ -44,7 +47,15 @@ from seqlight.files import atomic_path
 # pandas and seqlight.data are imported where they are used: the CLI builds these callbacks for every command,
 # `seqlight --help` included, and those imports would add about 0.4 s to each start.
 
-__all__ = ["ModelCheckpoint", "EpochSeeds", "epoch_seed", "PredictionWriter", "RunSummary", "format_summary"]
+__all__ = [
+    "ModelCheckpoint",
+    "EpochSeeds",
+    "epoch_seed",
+    "PredictionWriter",
+    "ProgressBar",
+    "RunSummary",
+    "format_summary",
+]
 
 
 class ModelCheckpoint(_LightningModelCheckpoint):
@@ -108,6 +119,33 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_missing(trainer)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's TQDM progress bar, redrawn at most every ``interval`` seconds (and at the end of each bar)
+    instead of after every batch. With the book's GRU on seqlight's native loop a batch takes 5-20 ms, and
+    redrawing the bar and its metrics after each one is a cost of the same order as Lightning's own per-batch
+    work (``benchmarks/pipeline.py`` compares a CLI epoch with a bare loop).
+
+    Args:
+        interval: seconds between redraws (Lightning's bar: after every batch).
+        **kwargs: Lightning's ``TQDMProgressBar`` arguments (``refresh_rate`` still counts batches between
+            redraws, on top of the interval).
+    """
+
+    def __init__(self, interval: float = 0.2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.interval = float(interval)
+        self._last_redraw = float("-inf")
+
+    def _should_update(self, current: int, total: int) -> bool:
+        if not super()._should_update(current, total):
+            return False
+        now = time.monotonic()
+        if current != total and now - self._last_redraw < self.interval:
+            return False
+        self._last_redraw = now
+        return True
 
 
 def epoch_seed(base_seed: int, epoch: int, rank: int = 0) -> int:

@@ -52,10 +52,11 @@ from pathlib import Path
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar as ProgressBarBase
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
 
-from seqlight.callbacks import EpochSeeds, PredictionWriter, RunSummary
+from seqlight.callbacks import EpochSeeds, PredictionWriter, ProgressBar, RunSummary
 from seqlight.checkpoints import (
     CheckpointError,
     claim_run_version,
@@ -161,6 +162,20 @@ class SeqlightCLI(LightningCLI):
             help="With --ckpt_path: build the model with the settings saved in the checkpoint instead of the "
             "config's (by default a difference between the two is an error that names both sides).",
         )
+
+    def instantiate_trainer(self, **kwargs):
+        """Lightning's, with seqlight's :class:`~seqlight.callbacks.ProgressBar` (redrawn a few times a second)
+        where the run shows a progress bar and configures none of its own."""
+        trainer = self._get(self.config_init, "trainer", default={})
+        configured = trainer.get("callbacks") or []
+        configured = list(configured) if isinstance(configured, (list, tuple)) else [configured]
+        if (
+            "callbacks" not in kwargs
+            and trainer.get("enable_progress_bar") is not False
+            and not any(isinstance(c, ProgressBarBase) for c in configured)
+        ):
+            kwargs["callbacks"] = [*configured, ProgressBar()]
+        return super().instantiate_trainer(**kwargs)
 
     # ------------------------------------------------------------------ checkpoints
     def _parse_ckpt_path(self) -> None:
