@@ -309,6 +309,30 @@ int SFX(lstm_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL *x
     return 0;
 }
 
+/* The GRU's last move, both ways: n = act(n) in place, then h' = n + z (h - n) (kept where the step is masked);
+   one row of B. */
+static inline void SFX(gru_interpolate)(int act, REAL *n, const REAL *z, const REAL *h, const REAL *s, REAL *h_new,
+                                        int B) {
+    SFX(activate_row)(act, n, B);
+    for (int b = 0; b < B; b++) h_new[b] = n[b] + z[b] * (h[b] - n[b]);
+    SFX(keep)(s, h, h_new, B);
+}
+
+/* Its gradient, one row: takes the step's share g of dh (and d_out's row o, or NULL), writes dn and dz (through
+   the activations' derivatives) and adds g z to dh, the gradient of h before the step. */
+static inline void SFX(gru_interpolate_backward)(int act, int ract, const REAL *n, const REAL *z, const REAL *h,
+                                                 const REAL *s, const REAL *o, REAL *dh, REAL *g, REAL *dn, REAL *dz,
+                                                 int B) {
+    SFX(take_share)(s, o, dh, g, B);
+    for (int b = 0; b < B; b++) {
+        dn[b] = g[b] * ((REAL)1 - z[b]);
+        dz[b] = g[b] * (h[b] - n[b]);
+        dh[b] += g[b] * z[b];
+    }
+    SFX(activate_grad)(act, dn, n, B);
+    SFX(activate_grad)(ract, dz, z, B);
+}
+
 /* ---------------------------------------------------------------------------------------------------------
    GRU, reset_after=True (Keras 3, torch), gates r, z, n; c_n = b_hh (the other recurrent biases are folded into
    the input bias): [r; z] = ract(xw_rz + U_rz (h m)), n = act(xw_n + r (U_n (h m_n) + c_n)), h' = n + z (h - n).
@@ -328,12 +352,10 @@ int SFX(gru_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, const
             for (int b = 0; b < B; b++) hh[k * ld + b] = b_hh ? b_hh[k] : (REAL)0;
         SFX(recurrent)(2, 3, H, B, w, h, ldh, rm, scratch, hh, ld); /* U_n (h m_n) + c_n into aux */
         for (int k = 0; k < H; k++) {
-            REAL *n = x + (2 * H + k) * ld, *hn = h_new + k * ldh;
-            const REAL *r = x + k * ld, *z = x + (H + k) * ld, *hk = h + k * ldh, *hhk = hh + k * ld;
+            REAL *n = x + (2 * H + k) * ld;
+            const REAL *r = x + k * ld, *hhk = hh + k * ld;
             for (int b = 0; b < B; b++) n[b] += r[b] * hhk[b];
-            SFX(activate_row)(act, n, B);
-            for (int b = 0; b < B; b++) hn[b] = n[b] + z[b] * (hk[b] - n[b]);
-            SFX(keep)(s, hk, hn, B);
+            SFX(gru_interpolate)(act, n, x + (H + k) * ld, h + k * ldh, s, h_new + k * ldh, B);
         }
     }
     free(scratch);
@@ -358,14 +380,8 @@ int SFX(gru_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL *xw
             const REAL *hhk = hh + k * ld;
             REAL *dr = d + k * ld, *dz = d + (H + k) * ld, *dn = d + (2 * H + k) * ld, *dhhk = dhh + k * ld;
             REAL *gk = g + (size_t)k * B, *dhk = dh + (size_t)k * B;
-            SFX(take_share)(s, d_out ? d_out + k * ld + (size_t)t * B : NULL, dhk, gk, B);
-            for (int b = 0; b < B; b++) {
-                dn[b] = gk[b] * ((REAL)1 - z[b]);
-                dz[b] = gk[b] * (hk[b] - n[b]);
-                dhk[b] += gk[b] * z[b];
-            }
-            SFX(activate_grad)(act, dn, n, B);
-            SFX(activate_grad)(ract, dz, z, B);
+            const REAL *o = d_out ? d_out + k * ld + (size_t)t * B : NULL;
+            SFX(gru_interpolate_backward)(act, ract, n, z, hk, s, o, dhk, gk, dn, dz, B);
             for (int b = 0; b < B; b++) {
                 dhhk[b] = dn[b] * r[b];
                 dr[b] = dn[b] * hhk[b];
@@ -404,13 +420,8 @@ int SFX(gru_rb_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, co
         }
         /* U_n (r h m_n): the mask is already in rh, so the n gate's product is unmasked */
         SFX(gemm_acc)(H, H, B, w + (size_t)2 * H * H, H, rh, ld, x + 2 * H * ld, ld);
-        for (int k = 0; k < H; k++) {
-            REAL *n = x + (2 * H + k) * ld, *hn = h_new + k * ldh;
-            const REAL *z = x + (H + k) * ld, *hk = h + k * ldh;
-            SFX(activate_row)(act, n, B);
-            for (int b = 0; b < B; b++) hn[b] = n[b] + z[b] * (hk[b] - n[b]);
-            SFX(keep)(s, hk, hn, B);
-        }
+        for (int k = 0; k < H; k++)
+            SFX(gru_interpolate)(act, x + (2 * H + k) * ld, x + (H + k) * ld, h + k * ldh, s, h_new + k * ldh, B);
     }
     free(scratch);
     return 0;
@@ -433,14 +444,8 @@ int SFX(gru_rb_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL 
         for (int k = 0; k < H; k++) {
             const REAL *z = x + (H + k) * ld, *n = x + (2 * H + k) * ld, *hk = h + k * ldh;
             REAL *dz = d + (H + k) * ld, *dn = d + (2 * H + k) * ld, *gk = g + (size_t)k * B, *dhk = dh + (size_t)k * B;
-            SFX(take_share)(s, d_out ? d_out + k * ld + (size_t)t * B : NULL, dhk, gk, B);
-            for (int b = 0; b < B; b++) {
-                dn[b] = gk[b] * ((REAL)1 - z[b]);
-                dz[b] = gk[b] * (hk[b] - n[b]);
-                dhk[b] += gk[b] * z[b];
-            }
-            SFX(activate_grad)(act, dn, n, B);
-            SFX(activate_grad)(ract, dz, z, B);
+            const REAL *o = d_out ? d_out + k * ld + (size_t)t * B : NULL;
+            SFX(gru_interpolate_backward)(act, ract, n, z, hk, s, o, dhk, gk, dn, dz, B);
         }
         memset(d_rh, 0, HB * sizeof(REAL));
         SFX(gemm_acc)(H, H, B, wt + 2 * H, (size_t)3 * H, d + 2 * H * ld, ld, d_rh, B); /* the gradient of r h m_n */
