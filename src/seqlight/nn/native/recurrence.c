@@ -14,8 +14,6 @@
 #define ACT_CLIP01 3
 #define ACT_RELU 4
 
-int seqlight_native_version(void) { return 1; }
-
 /* exp for float in a form the compiler vectorizes (libm's expf is a call per element): Cephes' expf, range
    reduction x = k ln2 + r with |r| <= ln2 / 2, a degree-6 polynomial for e^r, then 2^k through the exponent
    bits. Within 2 ulp of expf on [-87.3, 88.3]; inputs beyond are clamped there (e^-87.3 ~ 1e-38 is below

@@ -309,6 +309,17 @@ int SFX(lstm_backward)(int T, int B, int H, size_t ld, size_t ldh, const REAL *x
     return 0;
 }
 
+/* The first move of both GRUs at step t: the step's bias added, then [r; z] = ract(xw_rz + U_rz (h m)) in place
+   (the next step's projections asked for ahead). */
+static inline void SFX(gru_reset_update_gates)(int t, int T, int B, int H, size_t ld, size_t ldh, REAL *x,
+                                               const REAL *bias, const REAL *w, const REAL *h, const REAL *rm,
+                                               REAL *scratch, int ract) {
+    if (t + 1 < T) SFX(prefetch_step)(x + B, 3 * H, B, ld, 1);
+    SFX(add_bias)(x, bias, 3 * H, B, ld);
+    SFX(recurrent)(0, 2, H, B, w, h, ldh, rm, scratch, x, ld);
+    SFX(activate)(ract, x, 2 * H, B, ld);
+}
+
 /* The GRU's last move, both ways: n = act(n) in place, then h' = n + z (h - n) (kept where the step is masked);
    one row of B. */
 static inline void SFX(gru_interpolate)(int act, REAL *n, const REAL *z, const REAL *h, const REAL *s, REAL *h_new,
@@ -344,10 +355,7 @@ int SFX(gru_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, const
     for (int t = 0; t < T; t++) {
         REAL *x = xw + (size_t)t * B, *h_new = hs + (size_t)(t + 1) * B, *hh = aux + (size_t)t * B;
         const REAL *h = hs + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
-        if (t + 1 < T) SFX(prefetch_step)(x + B, 3 * H, B, ld, 1);
-        SFX(add_bias)(x, bias, 3 * H, B, ld);
-        SFX(recurrent)(0, 2, H, B, w, h, ldh, rm, scratch, x, ld);
-        SFX(activate)(ract, x, 2 * H, B, ld);
+        SFX(gru_reset_update_gates)(t, T, B, H, ld, ldh, x, bias, w, h, rm, scratch, ract);
         for (int k = 0; k < H; k++)
             for (int b = 0; b < B; b++) hh[k * ld + b] = b_hh ? b_hh[k] : (REAL)0;
         SFX(recurrent)(2, 3, H, B, w, h, ldh, rm, scratch, hh, ld); /* U_n (h m_n) + c_n into aux */
@@ -406,10 +414,7 @@ int SFX(gru_rb_forward)(int T, int B, int H, size_t ld, size_t ldh, REAL *xw, co
     for (int t = 0; t < T; t++) {
         REAL *x = xw + (size_t)t * B, *h_new = hs + (size_t)(t + 1) * B, *rh = aux + (size_t)t * B;
         const REAL *h = hs + (size_t)t * B, *s = steps ? steps + (size_t)t * B : NULL;
-        if (t + 1 < T) SFX(prefetch_step)(x + B, 3 * H, B, ld, 1);
-        SFX(add_bias)(x, bias, 3 * H, B, ld);
-        SFX(recurrent)(0, 2, H, B, w, h, ldh, rm, scratch, x, ld);
-        SFX(activate)(ract, x, 2 * H, B, ld);
+        SFX(gru_reset_update_gates)(t, T, B, H, ld, ldh, x, bias, w, h, rm, scratch, ract);
         for (int k = 0; k < H; k++) {
             const REAL *r = x + k * ld, *hk = h + k * ldh, *mn = rm ? rm + (2 * H + k) * (size_t)B : NULL;
             REAL *rhk = rh + k * ld;
