@@ -325,8 +325,8 @@ class _NativeRecurrence(torch.autograd.Function):
         d_w_ih = torch.cat([torch.mm(x_rows.t(), d.t()).t() for d, x_rows in zip(d_pres, xs)])
         d_x = None
         if ctx.needs_input_grad[1]:
-            d_x = torch.stack([torch.mm(d.t(), w).view(T, B, w.shape[1]) for d, w in zip(d_pres, w_ihs)])
-            d_x = d_x if ctx.per_gate_inputs else d_x[0]
+            d_xs = [torch.mm(d.t(), w).view(T, B, w.shape[1]) for d, w in zip(d_pres, w_ihs)]
+            d_x = torch.stack(d_xs) if ctx.per_gate_inputs else d_xs[0]  # (stack would copy the one of them)
         d_b_ih = None if b_ih is None else d_pre.sum(1)
         POOL.give(d_block, d_aux_block, out_block)
         if b_hh is None:
