@@ -249,11 +249,12 @@ def test_the_progress_bar_is_seqlights_unless_the_run_names_one(extra, bar, jena
 
     made = []
     original = seqlight.cli.SeqlightCLI.instantiate_trainer
-    monkeypatch.setattr(
-        seqlight.cli.SeqlightCLI,
-        "instantiate_trainer",
-        lambda self, **kw: made.append(original(self, **kw)) or made[-1],
-    )
+
+    def instantiate_trainer(self, **kwargs):  # Lightning's, keeping the Trainer for the test to inspect
+        made.append(original(self, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(seqlight.cli.SeqlightCLI, "instantiate_trainer", instantiate_trainer)
     monkeypatch.chdir(tmp_path)
     data = ["--data.init_args.source", "synthetic", "--data.init_args.data_dir", str(jena_dir)]
     run(["fit", "--config", "jena_dense", *data, "--trainer.fast_dev_run=true", *extra])
